@@ -1,0 +1,39 @@
+# One task runner for people and CI. Everything installs into .venv from this repo's own files.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+SAMPLES ?= $(firstword $(wildcard ../shared/pdq-vectors) tests/data)
+
+.PHONY: install build run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Rebuild the C cores after editing them (pip install -e builds them once).
+build: install
+	$(PY) setup.py -q build_ext --inplace
+
+# The main job on the embedded default: hash the sample photos.
+run: install
+	$(BIN)/lightkeeper hash $(SAMPLES)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: build lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build src/lightkeeper/*.so src/lightkeeper/*/*.so
