@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
-SAMPLES ?= $(firstword $(wildcard ../shared/pdq-vectors) tests/data)
+SAMPLES ?= $(or $(wildcard ../shared/pdq-vectors/*/ ../shared/pdq-vectors/*.png),tests/data)
 
 .PHONY: install build run test lint bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
+	PYTHON=$(PYTHON) ./scripts/ensure-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

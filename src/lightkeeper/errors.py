@@ -10,10 +10,15 @@
     ├── SignalError
     │   ├── InvalidSignal          a malformed hash value (wrong length, not hex, bad URL …)
     │   └── UnknownSignalType      no signal type registered under that name
+    ├── InputError                 a path cannot be read (missing, permission, a directory …)
+    │   └── ListFormatError        a hash-list file is not in a format we read (header, XML …)
+    ├── IndexFileError             an index file is damaged, truncated, foreign or too new
     ├── PluginError                a signal-type plug-in is broken or clashes with another
     └── StoreError                 (banks, issue 3) the store cannot do what was asked
         ├── NotFound
-        └── Conflict
+        ├── Conflict
+        ├── InvalidRequest         a bank name, kind, threshold or option not allowed
+        └── StoreBusy              the database stayed locked by another writer
 
 Each class carries `code`, a short stable identifier used in JSON output and HTTP
 bodies, and `http_status` for the service layer, so that one handler maps them all.
@@ -79,6 +84,28 @@ class UnknownSignalType(SignalError):
     http_status = 404
 
 
+class InputError(LightkeeperError):
+    """A file named by the user cannot be read: missing, unreadable, a directory, not a file."""
+
+    code = "input_error"
+    http_status = 400
+
+
+class ListFormatError(InputError):
+    """A hash-list file cannot be read as the format named or detected: unknown or ambiguous
+    format, a missing CSV header, XML that is broken or asks for a DTD or entities."""
+
+    code = "list_format"
+    http_status = 422
+
+
+class IndexFileError(LightkeeperError):
+    """An index file cannot be loaded: not an index file, an unknown version, truncated, or a
+    checksum that does not match. Rebuild the index from the banks."""
+
+    code = "index_file"
+
+
 class PluginError(LightkeeperError):
     code = "plugin_error"
 
@@ -95,3 +122,17 @@ class NotFound(StoreError):
 class Conflict(StoreError):
     code = "conflict"
     http_status = 409
+
+
+class InvalidRequest(StoreError):
+    """A bank name, kind, threshold or option that the store does not accept."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
+class StoreBusy(StoreError):
+    """Another writer held the database lock for longer than every retry waited."""
+
+    code = "store_busy"
+    http_status = 503

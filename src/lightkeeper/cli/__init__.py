@@ -1,0 +1,1 @@
+"""The ``lightkeeper`` command line: `main` is the entry point (see ``lightkeeper.cli.main``)."""

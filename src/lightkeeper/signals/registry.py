@@ -23,13 +23,18 @@ def all_signal_types() -> dict[str, SignalType]:
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plug-in must say which one it is
-            raise PluginError(f"signal type plug-in {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            raise PluginError(
+                f"signal type plug-in {ep.name!r} ({ep.value}) failed to load: {exc}"
+            ) from exc
         if not (isinstance(cls, type) and issubclass(cls, SignalType)):
-            raise PluginError(f"signal type plug-in {ep.name!r} ({ep.value}) is not a SignalType class")
+            raise PluginError(
+                f"signal type plug-in {ep.name!r} ({ep.value}) is not a SignalType class"
+            )
         declared = getattr(cls, "name", None)
         if declared != ep.name:
             raise PluginError(
-                f"signal type plug-in {ep.value} is registered as {ep.name!r} but declares name {declared!r}"
+                f"signal type plug-in {ep.value} is registered as {ep.name!r} "
+                f"but declares name {declared!r}"
             )
         if ep.name in found and type(found[ep.name]) is not cls:
             raise PluginError(f"two signal types claim the name {ep.name!r}")

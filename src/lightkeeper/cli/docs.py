@@ -1,0 +1,52 @@
+"""Write the CLI reference, ``docs/cli.md``, from the commands' own ``--help`` texts.
+
+    python -m lightkeeper.cli.docs > docs/cli.md
+
+The reference is never edited by hand: ``tests/test_docs.py`` fails when the committed file
+differs from what this prints, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import click
+
+from lightkeeper.cli.main import main
+
+#: Fixed width, so that the text does not depend on the terminal it was generated in.
+WIDTH = 80
+
+_INTRO = """\
+# Command-line reference
+
+Generated from `--help` by `python -m lightkeeper.cli.docs > docs/cli.md`; do not edit by
+hand (`tests/test_docs.py` checks that this file is current).
+"""
+
+
+def _help(command: click.Command, path: list[str], parent: click.Context | None) -> str:
+    ctx = click.Context(
+        command,
+        info_name=path[-1],
+        parent=parent,
+        terminal_width=WIDTH,
+        max_content_width=WIDTH,
+    )
+    return command.get_help(ctx)
+
+
+def reference() -> str:
+    """The whole CLI reference as Markdown."""
+    sections = [_INTRO]
+    root = click.Context(main, info_name="lightkeeper", terminal_width=WIDTH)
+    sections.append(f"## lightkeeper\n\n```text\n{_help(main, ['lightkeeper'], None)}\n```\n")
+    for name in sorted(main.list_commands(root)):
+        command = main.get_command(root, name)
+        if command is None or command.hidden:
+            continue
+        text = _help(command, ["lightkeeper", name], root)
+        sections.append(f"## lightkeeper {name}\n\n```text\n{text}\n```\n")
+    return "\n".join(sections)
+
+
+if __name__ == "__main__":
+    click.echo(reference(), nl=False)

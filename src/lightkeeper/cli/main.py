@@ -1,0 +1,74 @@
+"""The ``lightkeeper`` command: a click group whose commands are thin layers over the library.
+
+Every command calls the library and turns its errors into a message and an exit code
+(`lightkeeper.cli.exit_codes`). Whatever escapes a command is caught here, so no traceback
+reaches the user: a broken installation exits 3, a bug prints one line and exits 70
+(set ``LIGHTKEEPER_TRACEBACK=1`` to see the traceback instead).
+
+Commands import the library inside their function, so ``lightkeeper --help`` works, and a
+broken installation is reported as one, even when Pillow or a compiled core cannot load.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from lightkeeper import __version__
+from lightkeeper.cli.exit_codes import ExitCode, exit_code_table
+from lightkeeper.cli.hash_command import hash_command
+from lightkeeper.cli.output import error
+from lightkeeper.errors import LightkeeperError, PluginError
+
+_HELP = f"""Find known abuse imagery by hash: PDQ, MD5, SHA-1 and SHA-256, hash banks, matching.
+
+Lightkeeper never holds abuse material; it works with hashes.
+
+\b
+Exit codes:
+{exit_code_table()}
+
+An internal error prints one line; set LIGHTKEEPER_TRACEBACK=1 to see its traceback.
+"""
+
+
+class _LightkeeperGroup(click.Group):
+    """A group that turns any escaping exception into one line and a documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            error("interrupted")
+            ctx.exit(ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            raise  # click's own handling: the reader went away (`| head`), nothing to say
+        except (ImportError, PluginError) as exc:
+            if os.environ.get("LIGHTKEEPER_TRACEBACK"):
+                raise
+            error(
+                f"broken installation: {exc} "
+                "(reinstall Lightkeeper; in a checkout, run `make build`)"
+            )
+            ctx.exit(ExitCode.BROKEN_INSTALL)
+        except LightkeeperError as exc:
+            error(str(exc))
+            ctx.exit(ExitCode.INPUT_ERRORS)
+        except Exception as exc:
+            if os.environ.get("LIGHTKEEPER_TRACEBACK"):
+                raise
+            error(f"internal error: {type(exc).__name__}: {exc} (this is a bug; please report it)")
+            ctx.exit(ExitCode.INTERNAL_ERROR)
+
+
+@click.group(cls=_LightkeeperGroup, help=_HELP, context_settings={"max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="lightkeeper")
+def main() -> None:
+    pass
+
+
+main.add_command(hash_command)
