@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 from lightkeeper.errors import InputError, MediaTooLarge
 from lightkeeper.media.decode import DEFAULT_LIMITS, MediaLimits, decode_image
+from lightkeeper.signals.base import DIHEDRAL_NAMES
 from lightkeeper.signals.exact import HexDigestSignal, hex_digests
-from lightkeeper.signals.pdq import DIHEDRAL_NAMES
 from lightkeeper.signals.registry import bytes_signal_types, image_signal_types
 
 #: Read this much at a time from a file that grew after its size was taken.
@@ -31,7 +31,9 @@ def hash_bytes(
     Keys, in this order: for each image signal type (``pdq``) its value and, where the
     algorithm has one, ``<name>_quality``; each bytes signal type's value (``md5``, ``sha1``,
     ``sha256``); ``format``, ``width``, ``height`` (displayed, after EXIF orientation); then
-    only when they say something: ``exif_orientation`` (when not 1), ``frames`` (when more
+    only when they say something: ``exif_orientation`` (when not 1) with ``<name>_as_stored``
+    (the hash of the pixels as stored, ignoring the orientation, as reference hashers that
+    ignore EXIF computed it for hash lists), ``frames`` (when more
     than 1), ``<name>_dihedral`` (with `dihedral`: variant name to value, in the order of
     `DIHEDRAL_NAMES`) and ``warnings`` (human-readable strings, e.g. a PDQ quality below the
     matching floor, or an animation of which only the first frame was hashed).
@@ -42,6 +44,7 @@ def hash_bytes(
     image = decode_image(data, limits=limits)
     result: dict[str, object] = {}
     variants: dict[str, object] = {}
+    as_stored: dict[str, object] = {}
     warnings: list[str] = []
     for signal_type in image_signal_types():
         name = signal_type.name
@@ -55,6 +58,8 @@ def hash_bytes(
                     f"{name} quality {signal.quality} is below {floor}: "
                     "low quality, not used for matching"
                 )
+        if signal.as_stored is not None:
+            as_stored[f"{name}_as_stored"] = signal.as_stored
         if dihedral and signal.dihedral is not None:
             variants[f"{name}_dihedral"] = dict(zip(DIHEDRAL_NAMES, signal.dihedral, strict=True))
     result.update(bytes_signals(data))
@@ -63,6 +68,7 @@ def hash_bytes(
     result["height"] = image.height
     if image.orientation != 1:
         result["exif_orientation"] = image.orientation
+        result.update(as_stored)
     if image.frames > 1:
         result["frames"] = image.frames
         warnings.append(f"{image.frames} frames or pages: only the first was hashed")

@@ -19,12 +19,42 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Final, Literal
 
 if TYPE_CHECKING:
     from lightkeeper.media.decode import DecodedImage
 
 Comparison = Literal["hamming", "exact"]
+
+#: The eight rotations and flips of an image, in the order of Meta's reference
+#: (`pdqDihedralHash256esFromFloatLuma`). rotate90 turns the picture 90° counter-clockwise
+#: (`numpy.rot90`), rotate270 clockwise; flipx mirrors it top to bottom, flipy left to right;
+#: flip_plus1 transposes it, flip_minus1 mirrors it about the anti-diagonal.
+DIHEDRAL_NAMES: Final[tuple[str, ...]] = (
+    "original",
+    "rotate90",
+    "rotate180",
+    "rotate270",
+    "flipx",
+    "flipy",
+    "flip_plus1",
+    "flip_minus1",
+)
+
+#: For each EXIF orientation, the variant that turns the displayed picture back into the
+#: pixels as stored in the file — what hashers that ignore EXIF (Meta's pdq-photo-hasher,
+#: HMA) computed when they filled a hash list. Orientation 6 ("rotate 90° clockwise to
+#: display") is undone by rotating 90° counter-clockwise, and so on.
+STORED_VARIANT_BY_ORIENTATION: Final[dict[int, str]] = {
+    1: "original",
+    2: "flipy",
+    3: "rotate180",
+    4: "flipx",
+    5: "flip_plus1",
+    6: "rotate90",
+    7: "flip_minus1",
+    8: "rotate270",
+}
 
 
 class SignalType(ABC):
@@ -68,8 +98,11 @@ class ImageSignal:
     value: str
     #: Quality in 0..100 where the algorithm has one (PDQ), else None.
     quality: int | None = None
-    #: The eight rotation/flip variants when asked for, in a documented fixed order.
+    #: The eight rotation/flip variants when asked for, in `DIHEDRAL_NAMES` order.
     dihedral: tuple[str, ...] | None = None
+    #: The value of the pixels as stored, ignoring EXIF orientation (what reference hashers
+    #: put in hash lists); set only when the file's EXIF orientation is not 1.
+    as_stored: str | None = None
 
 
 class ImageSignalType(SignalType):

@@ -27,7 +27,12 @@ from numpy.typing import NDArray
 
 from lightkeeper.errors import InvalidSignal
 from lightkeeper.signals import _pdq
-from lightkeeper.signals.base import ImageSignal, ImageSignalType
+from lightkeeper.signals.base import (
+    DIHEDRAL_NAMES,
+    STORED_VARIANT_BY_ORIENTATION,
+    ImageSignal,
+    ImageSignalType,
+)
 
 if TYPE_CHECKING:
     from lightkeeper.media.decode import DecodedImage
@@ -42,22 +47,6 @@ __all__ = [
     "hash_reduced_luma",
     "hex_to_code",
 ]
-
-#: The eight rotations and flips, in the order every dihedral result lists them (the
-#: reference's order). ``rotate90`` is the image turned 90 degrees counter-clockwise
-#: (NumPy's ``rot90``), ``rotate270`` clockwise; ``flipx`` mirrors top to bottom,
-#: ``flipy`` left to right; ``flip_plus1`` transposes (mirror about the main diagonal),
-#: ``flip_minus1`` mirrors about the anti-diagonal.
-DIHEDRAL_NAMES: Final[tuple[str, ...]] = (
-    "original",
-    "rotate90",
-    "rotate180",
-    "rotate270",
-    "flipx",
-    "flipy",
-    "flip_plus1",
-    "flip_minus1",
-)
 
 HEX_DIGITS: Final = 64
 CODE_BYTES: Final = 32
@@ -294,10 +283,15 @@ class PdqSignal(ImageSignalType):
 
         With `dihedral`, the variants come in `DIHEDRAL_NAMES` order; `value` is always
         the plain hash (see `hash_pixels_dihedral` for the one case where they differ).
+        When the file has an EXIF orientation, `as_stored` is the hash of the pixels as
+        stored (the variant that undoes the orientation), which is what hashers that ignore
+        EXIF put in hash lists; it costs nothing extra, the variants come from the same DCT.
         """
+        rotated = image.orientation != 1
+        want_variants = dihedral or rotated
         variants: tuple[str, ...] | None = None
         if image.rgb is not None:
-            if not dihedral:
+            if not want_variants:
                 value, quality = hash_pixels(image.rgb)
             else:
                 variants, quality = hash_pixels_dihedral(image.rgb)
@@ -311,10 +305,19 @@ class PdqSignal(ImageSignalType):
                 image.width,
                 image.scale,
                 image.partial_first,
-                dihedral=dihedral,
+                dihedral=want_variants,
             )
             value = hashes[0]
-            variants = hashes if dihedral else None
+            variants = hashes if want_variants else None
         else:
             raise ValueError("the decoded image carries neither RGB pixels nor a luma plane")
-        return ImageSignal(value=value, quality=quality, dihedral=variants)
+        as_stored = None
+        if rotated and variants is not None:
+            stored = STORED_VARIANT_BY_ORIENTATION.get(image.orientation, "original")
+            as_stored = variants[DIHEDRAL_NAMES.index(stored)]
+        return ImageSignal(
+            value=value,
+            quality=quality,
+            dihedral=variants if dihedral else None,
+            as_stored=as_stored,
+        )
