@@ -132,9 +132,14 @@ def hash_command(
     Each PATH is a file or a directory. Output keeps the order of the inputs: a line
     `PDQ  q=QUALITY  FILE` per file, or with --json one object per line with the keys
     "file", "pdq", "pdq_quality", "md5", "sha1", "sha256", "format", "width", "height", and
-    when relevant "exif_orientation", "frames", "pdq_dihedral" and "warnings". A file that
-    cannot be hashed is reported on stderr (text) or as {"file", "error", "error_type"} plus
-    its exact hashes when its bytes could be read (--json); the others go on.
+    when relevant "exif_orientation" with "pdq_as_stored", "frames", "pdq_dihedral" and
+    "warnings". A file that cannot be hashed is reported on stderr (text) or as {"file",
+    "error", "error_type"} plus its exact hashes when its bytes could be read (--json); the
+    others go on.
+
+    PDQ is computed on the picture as displayed (EXIF orientation applied); "pdq_as_stored"
+    is the hash of the pixels as stored, which is what hashers that ignore EXIF (Meta's
+    reference, HMA) put in hash lists.
     """
     # Imported here, not at the top: a broken Pillow or compiled core is then reported as a
     # broken installation (exit 3) rather than breaking `lightkeeper --help`. Importing them
