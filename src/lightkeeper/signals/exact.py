@@ -9,6 +9,7 @@ The three types differ only in the digest they compute, so one class,
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import ClassVar
 
 from lightkeeper.errors import InvalidSignal
@@ -46,6 +47,9 @@ class HexDigestSignal(BytesSignalType):
 
     def normalize(self, value: str) -> str:
         """Strip surrounding whitespace and lowercase; the rest must be exactly the hex digest."""
+        # Fast path for the common, well-formed value: list imports validate millions of these.
+        if len(value) == self.hex_length and _HEX_RE.fullmatch(value):
+            return value.lower()
         canonical = value.strip().lower()
         if not canonical:
             raise InvalidSignal(f"{self.name} value is empty")
@@ -59,6 +63,9 @@ class HexDigestSignal(BytesSignalType):
                 f"{self.name} value must be {self.hex_length} hex digits, got {len(canonical)}"
             )
         return canonical
+
+
+_HEX_RE = re.compile(r"[0-9a-fA-F]+")
 
 
 class Md5Signal(HexDigestSignal):
