@@ -1,6 +1,6 @@
 """Run every benchmark in bench/ one after another (`make bench`); each writes its own results.
 
-python bench/run.py [NAME ...]      # names: hashing, index (default: all)
+python bench/run.py [NAME ...]      # names: hashing, index, import, scan (default: all)
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ HERE = Path(__file__).resolve().parent
 BENCHES = {
     "hashing": [sys.executable, str(HERE / "hashing_bench.py")],
     "index": [sys.executable, str(HERE / "index_bench.py")],
+    "import": [sys.executable, str(HERE / "import_bench.py")],
+    "scan": [sys.executable, str(HERE / "scan_bench.py")],
 }
 
 

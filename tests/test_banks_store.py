@@ -430,3 +430,9 @@ def test_batches_apply_in_order_and_the_change_log_rebuilds_the_bank(
             assert change.entry_id is not None
             follower[change.entry_id] = change.value
     assert sorted(follower.values()) == sorted(model)
+
+
+def test_written_out_head_revision_is_the_scripts_head() -> None:
+    from lightkeeper.banks import _migrate
+
+    assert _migrate.head_revision() == _migrate.HEAD_REVISION

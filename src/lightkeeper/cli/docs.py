@@ -43,9 +43,21 @@ def reference() -> str:
         command = main.get_command(root, name)
         if command is None or command.hidden:
             continue
-        text = _help(command, ["lightkeeper", name], root)
-        sections.append(f"## lightkeeper {name}\n\n```text\n{text}\n```\n")
+        sections += _sections(command, ["lightkeeper", name], root)
     return "\n".join(sections)
+
+
+def _sections(command: click.Command, path: list[str], parent: click.Context) -> list[str]:
+    """The section of `command`, then those of its subcommands when it is a group."""
+    text = _help(command, path, parent)
+    found = [f"## {' '.join(path)}\n\n```text\n{text}\n```\n"]
+    if isinstance(command, click.Group):
+        ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=WIDTH)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                found += _sections(sub, [*path, name], ctx)
+    return found
 
 
 if __name__ == "__main__":

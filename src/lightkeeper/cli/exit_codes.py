@@ -22,6 +22,13 @@ class ExitCode(IntEnum):
     BROKEN_INSTALL = 3
     #: The paths given contain no file at all (for example an empty directory).
     NO_INPUT = 4
+    #: The bank store cannot be opened or used: a bad database URL, a file that is not a
+    #: database, a server that cannot be reached, a lock held too long by another writer.
+    STORE_UNAVAILABLE = 5
+    #: ``match`` and ``scan``: at least one file matched a block bank. It takes precedence
+    #: over 1 and 70: a match is never hidden by another file's failure (those are still
+    #: reported on stderr and in the output).
+    MATCH_FOUND = 10
     #: A bug in Lightkeeper: an unexpected exception (sysexits' EX_SOFTWARE).
     INTERNAL_ERROR = 70
     #: Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
@@ -34,6 +41,8 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.USAGE: "usage error: bad option or argument",
     ExitCode.BROKEN_INSTALL: "broken installation: a compiled core, dependency or plug-in",
     ExitCode.NO_INPUT: "no input files found",
+    ExitCode.STORE_UNAVAILABLE: "the bank store cannot be opened or used (--db)",
+    ExitCode.MATCH_FOUND: "match/scan: a file matched a block bank (wins over 1 and 70)",
     ExitCode.INTERNAL_ERROR: "internal error (a bug: please report it)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

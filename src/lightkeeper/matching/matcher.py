@@ -1,0 +1,275 @@
+"""`Matcher`: content in, matches with evidence out, against every enabled bank.
+
+    from lightkeeper.banks import BankStore
+    from lightkeeper.matching import Matcher
+
+    with BankStore.open() as store:
+        matcher = Matcher(store)
+        result = matcher.match_file("upload.jpg")
+        for match in result.matches:
+            print(match.bank, match.entry_id, match.signal_type, match.distance)
+
+The path of one content: its signals (`lightkeeper.hashing`: PDQ with its quality and, from
+EXIF-rotated files, the hash as stored; MD5, SHA-1, SHA-256), then one query per signal type
+against the follower's index, then a check of each candidate against its own bank:
+
+- **PDQ**: the displayed hash is queried, and the as-stored one too when the file had an EXIF
+  rotation (lists filled by EXIF-blind hashers hold that). When an enabled bank asks for it
+  (``match_dihedral``), the eight rotations and flips are computed and queried in the same
+  call; a rotation only counts for banks that asked. The search radius is the largest
+  threshold among the banks taking part; each candidate is then judged by *its* bank's
+  threshold, so two banks with different thresholds see the same query differently.
+- **Quality**: a PDQ hash below a bank's quality floor is not matched against that bank (a
+  flat or tiny picture's hash matches too much), and the result says ``low_quality``.
+  Exact hashes still match: they identify the file, whatever it looks like.
+- **Allow banks**: a content that matches an allow bank (known false positives) has its
+  block matches suppressed; they are listed in `MatchResult.suppressed`, with the allow
+  entry that suppressed them, never dropped.
+- **Current state**: every call first applies the store's change log (one cheap query when
+  nothing changed), and each candidate's entry is read back from the store before it is
+  reported, so an entry removed, disabled or re-enabled by any process counts at once.
+
+Deterministic: every enabled bank is consulted, results are sorted by (bank, distance, entry
+id), and the same content against the same store always gives the same result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from lightkeeper.banks import Bank, BankStore, Entry
+from lightkeeper.errors import InvalidSignal, LightkeeperError, MediaError, NotFound
+from lightkeeper.hashing import bytes_signals, hash_bytes, read_file
+from lightkeeper.matching.evidence import AS_STORED, ORIGINAL, Match, MatchResult, SuppressedMatch
+from lightkeeper.matching.follower import IndexFollower, hamming_code, index_kind
+from lightkeeper.media.decode import DEFAULT_LIMITS, MediaLimits
+from lightkeeper.signals import registry
+from lightkeeper.signals.base import DIHEDRAL_NAMES, ImageSignalType
+
+#: Rank of each variant when one entry is reached by several: the displayed hash first.
+_VARIANT_RANK = {ORIGINAL: 0, AS_STORED: 1} | {
+    name: 2 + i for i, name in enumerate(DIHEDRAL_NAMES) if name != ORIGINAL
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """An index candidate: which signal type, which variant of the content, how far."""
+
+    signal_type: str
+    distance: int
+    variant: str
+    quality: int | None
+
+    def rank(self) -> tuple[int, int]:
+        return (self.distance, _VARIANT_RANK.get(self.variant, len(_VARIANT_RANK)))
+
+
+class Matcher:
+    """Matches content against the enabled banks of a store; see the module docstring.
+
+    Building one loads the banks' entries into memory (`IndexFollower`); keep it for the life
+    of the process and call its methods from any thread.
+    """
+
+    def __init__(self, store: BankStore, *, limits: MediaLimits = DEFAULT_LIMITS) -> None:
+        self._store = store
+        self._limits = limits
+        self._follower = IndexFollower(store)
+
+    @property
+    def follower(self) -> IndexFollower:
+        """The indexes and the log position they reflect."""
+        return self._follower
+
+    def refresh(self) -> int:
+        """Apply the store's changes since the last call; returns how many were read."""
+        return self._follower.refresh()
+
+    # ------------------------------------------------------------------ entry points
+
+    def match_file(self, path: str | os.PathLike[str]) -> MatchResult:
+        """Match a file's content. A file that cannot be read gives a result with `error`."""
+        name = os.fspath(path)
+        try:
+            data = read_file(path, limits=self._limits)
+        except LightkeeperError as exc:  # missing, unreadable, too large
+            return MatchResult(file=name, error=str(exc), error_type=exc.code)
+        return replace(self.match_bytes(data), file=name)
+
+    def match_bytes(self, data: bytes) -> MatchResult:
+        """Match content given as bytes.
+
+        Bytes that are not a decodable image are still matched by their exact hashes; the
+        result then carries the decoding error too.
+        """
+        self.refresh()
+        dihedral = any(b.enabled and b.match_dihedral for b in self._follower.banks.values())
+        try:
+            signals = hash_bytes(data, dihedral=dihedral, limits=self._limits)
+        except MediaError as exc:
+            result = self._match(dict(bytes_signals(data)))
+            return replace(result, error=str(exc), error_type=exc.code)
+        return self._match(signals)
+
+    def match_hashes(self, hashes: Mapping[str, object]) -> MatchResult:
+        """Match signals computed elsewhere, given as `lightkeeper.hashing.hash_bytes` gives
+        them: ``{"pdq": …, "pdq_quality": …, "pdq_as_stored": …, "pdq_dihedral": {name:
+        value}, "md5": …, …}``. Keys that name no signal type are ignored; a malformed value
+        raises `InvalidSignal`. Without ``pdq_quality`` the PDQ hash is taken as good enough.
+        """
+        self.refresh()
+        return self._match(hashes)
+
+    # ------------------------------------------------------------------ matching
+
+    def _match(self, hashes: Mapping[str, object]) -> MatchResult:
+        banks = dict(self._follower.banks)
+        enabled = [bank for bank in banks.values() if bank.enabled]
+        hits: dict[int, list[_Hit]] = {}
+        computed: list[str] = []
+        low_quality = False
+        quality: int | None = None
+        for name in registry.all_signal_types():
+            value = hashes.get(name)
+            if value is None:
+                continue
+            canonical = _canonical(name, value)
+            computed.append(name)
+            kind = index_kind(name)
+            if kind == "exact":
+                for entry_id in self._follower.lookup(name, canonical):
+                    hits.setdefault(entry_id, []).append(_Hit(name, 0, ORIGINAL, None))
+            elif kind == "hamming":
+                signal_quality = _quality(hashes.get(f"{name}_quality"))
+                if quality is None:
+                    quality = signal_quality
+                floors = [_floor(bank, name) for bank in enabled] or [_default_floor(name)]
+                if signal_quality is not None and signal_quality < max(floors):
+                    low_quality = True
+                self._search(name, canonical, signal_quality, hashes, enabled, hits)
+        matches = self._judge(hits, banks)
+        allowed = sorted((m for m in matches if m.bank_kind == "allow"), key=Match.sort_key)
+        block = sorted((m for m in matches if m.bank_kind != "allow"), key=Match.sort_key)
+        suppressed: tuple[SuppressedMatch, ...] = ()
+        if allowed and block:
+            suppressed = tuple(SuppressedMatch(m, allowed[0]) for m in block)
+            block = []
+        sha256 = hashes.get("sha256")
+        return MatchResult(
+            sha256=sha256 if isinstance(sha256, str) else None,
+            matches=tuple(block),
+            suppressed=suppressed,
+            allowed=tuple(allowed),
+            low_quality=low_quality,
+            quality=quality,
+            signals=tuple(computed),
+        )
+
+    def _search(
+        self,
+        name: str,
+        value: str,
+        quality: int | None,
+        hashes: Mapping[str, object],
+        enabled: list[Bank],
+        hits: dict[int, list[_Hit]],
+    ) -> None:
+        """Query the content's variants of a Hamming signal once, radius the widest needed."""
+        taking_part = [b for b in enabled if quality is None or quality >= _floor(b, name)]
+        if not taking_part:
+            return
+        variants = [(ORIGINAL, value)]
+        as_stored = hashes.get(f"{name}_as_stored")
+        if as_stored is not None and (stored := _canonical(name, as_stored)) != value:
+            variants.append((AS_STORED, stored))
+        dihedral = hashes.get(f"{name}_dihedral")
+        if isinstance(dihedral, Mapping) and any(b.match_dihedral for b in taking_part):
+            for variant, other in dihedral.items():
+                if variant != ORIGINAL and variant in _VARIANT_RANK:
+                    variants.append((variant, _canonical(name, other)))
+        radius = max(bank.threshold(name) for bank in taking_part)
+        codes = [hamming_code(v) for _, v in variants]
+        for (variant, _), found in zip(
+            variants, self._follower.search(name, codes, radius), strict=True
+        ):
+            for entry_id, distance in found:
+                hits.setdefault(entry_id, []).append(_Hit(name, distance, variant, quality))
+
+    def _judge(self, hits: dict[int, list[_Hit]], banks: Mapping[int, Bank]) -> list[Match]:
+        """Each candidate checked against its entry and bank as they are now."""
+        now = datetime.now(UTC)
+        found: list[Match] = []
+        for entry_id, candidates in sorted(hits.items()):
+            try:
+                entry = self._store.get_entry(entry_id)
+            except NotFound:
+                continue  # removed since the index was refreshed
+            bank = banks.get(entry.bank_id)
+            if bank is None or not bank.enabled or not entry.is_active(now):
+                continue
+            best = _best(entry, bank, candidates)
+            if best is not None:
+                found.append(_evidence(entry, bank, best))
+        return found
+
+
+def _best(entry: Entry, bank: Bank, candidates: list[_Hit]) -> _Hit | None:
+    """The closest of the content's variants that this bank accepts, if any."""
+    threshold = bank.threshold(entry.signal_type)
+    accepted = [
+        hit
+        for hit in candidates
+        if hit.signal_type == entry.signal_type
+        and hit.distance <= threshold
+        and (hit.variant in (ORIGINAL, AS_STORED) or bank.match_dihedral)
+        and (hit.quality is None or hit.quality >= _floor(bank, hit.signal_type))
+    ]
+    return min(accepted, key=_Hit.rank, default=None)
+
+
+def _evidence(entry: Entry, bank: Bank, hit: _Hit) -> Match:
+    return Match(
+        bank=bank.name,
+        bank_kind=bank.kind,
+        entry_id=entry.id,
+        signal_type=entry.signal_type,
+        value=entry.value,
+        distance=hit.distance,
+        threshold=bank.threshold(entry.signal_type),
+        quality=hit.quality,
+        variant=hit.variant,
+        list_name=entry.list_name,
+        list_version=entry.list_version,
+        external_id=entry.external_id,
+        classification=entry.classification,
+    )
+
+
+def _canonical(signal_type: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSignal(f"a {signal_type} value must be a string, got {type(value).__name__}")
+    return registry.get(signal_type).normalize(value)
+
+
+def _quality(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSignal(f"a quality must be a whole number, got {value!r}")
+    return value
+
+
+def _floor(bank: Bank, signal_type: str) -> int:
+    """The lowest quality a bank accepts for a signal type (the bank's own floor for PDQ)."""
+    if signal_type == "pdq":
+        return bank.pdq_quality_floor
+    return _default_floor(signal_type)
+
+
+def _default_floor(signal_type: str) -> int:
+    st = registry.get(signal_type)
+    return st.default_quality_floor if isinstance(st, ImageSignalType) else 0

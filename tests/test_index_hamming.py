@@ -1,0 +1,558 @@
+"""HammingIndex: exact radius search, updates, files and input checks, against brute force."""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from lightkeeper.errors import IndexFileError, LightkeeperError
+from lightkeeper.index import HammingIndex, _hamming, hamming
+from lightkeeper.index.hamming import chunk_thresholds
+
+
+def brute_force(
+    ids: np.ndarray, codes: np.ndarray, queries: np.ndarray, radius: int
+) -> list[list[tuple[int, int]]]:
+    """What every search must return: all (id, distance) within radius, by (distance, id)."""
+    out = []
+    for q in queries:
+        d = np.bitwise_count(codes ^ q).sum(axis=1) if len(codes) else np.empty(0, np.int64)
+        sel = np.nonzero(d <= radius)[0]
+        out.append(sorted(((int(ids[i]), int(d[i])) for i in sel), key=lambda p: (p[1], p[0])))
+    return out
+
+
+def flip(code: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """`code` with exactly k distinct bits flipped."""
+    bits = np.unpackbits(code)
+    bits[rng.choice(256, size=k, replace=False)] ^= 1
+    return np.packbits(bits)
+
+
+def random_codes(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.integers(0, 256, (n, 32), dtype=np.uint8)
+
+
+def skewed_codes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Codes whose chunks crowd into few buckets with uneven low halves: large buckets, repeated
+    values and values far from where interpolation guesses them (the slow paths of the core)."""
+    words = np.empty((n, 8), dtype=np.uint32)
+    highs = rng.integers(0, 1 << 16, 3, dtype=np.uint32)
+    for c in range(8):
+        high = highs[rng.integers(0, 3, n)]
+        style = rng.integers(0, 3)
+        if style == 0:
+            low = rng.integers(0, 300, n, dtype=np.uint32)  # all at the bottom of the range
+        elif style == 1:
+            low = rng.choice(np.array([0, 7, 65535], dtype=np.uint32), n)  # few values, repeated
+        else:
+            low = rng.integers(0, 1 << 16, n, dtype=np.uint32)
+        words[:, c] = (high << 16) | low
+    return words.astype("<u4").view(np.uint8).reshape(n, 32)
+
+
+def clustered_codes(rng: np.random.Generator, n: int) -> np.ndarray:
+    centres = random_codes(rng, max(1, n // 50))
+    picks = rng.integers(0, len(centres), n)
+    out = np.empty((n, 32), dtype=np.uint8)
+    for row, p in enumerate(picks):
+        out[row] = flip(centres[p], int(rng.integers(0, 21)), rng)
+    return out
+
+
+KINDS = {"uniform": random_codes, "skewed": skewed_codes, "clustered": clustered_codes}
+
+
+@contextmanager
+def strategy(kind: str) -> Iterator[None]:
+    """Force the table search (on any size, tables built) or the linear scan."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hamming, "_TABLE_MIN_ROWS", 0)
+        if kind == "tables":
+            mp.setattr(hamming, "_use_tables", lambda n, r: chunk_thresholds(r))
+        else:
+            mp.setattr(hamming, "_use_tables", lambda n, r: None)
+        yield
+
+
+def queries_for(codes: np.ndarray, radius: int, rng: np.random.Generator) -> np.ndarray:
+    """Random codes, plus codes planted at distance 0, r, r + 1 and in between from the data."""
+    out = [random_codes(rng, 3)]
+    if len(codes):
+        for k in sorted({0, radius, min(radius + 1, 256), int(rng.integers(0, radius + 1))}):
+            base = codes[rng.integers(len(codes))]
+            out.append(flip(base, k, rng)[None])
+        out.append(skewed_codes(rng, 2))
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pigeonhole arithmetic
+
+
+@given(st.integers(0, 256))
+def test_thresholds_cover_the_radius_exactly(radius: int) -> None:
+    t = chunk_thresholds(radius)
+    assert len(t) == 8
+    assert sum(x + 1 for x in t) == radius + 1
+    assert min(t) >= -1 and max(t) - min(t) <= 1
+
+
+@given(st.integers(0, 64), st.binary(min_size=32, max_size=32), st.data())
+def test_every_code_within_radius_has_a_qualifying_chunk(
+    radius: int, a: bytes, data: st.DataObject
+) -> None:
+    # The claim the whole index rests on, checked on codes at distance exactly `radius`.
+    positions = data.draw(st.lists(st.integers(0, 255), min_size=radius, max_size=radius))
+    b = bytearray(a)
+    for p in set(positions):
+        b[p // 8] ^= 1 << (p % 8)
+    t = chunk_thresholds(radius)
+    x = np.frombuffer(bytes(a), np.uint8) ^ np.frombuffer(bytes(b), np.uint8)
+    per_chunk = np.bitwise_count(x).reshape(8, 4).sum(axis=1)
+    assert any(per_chunk[c] <= t[c] for c in range(8))
+
+
+# ---------------------------------------------------------------------------------------------
+# Search against brute force
+
+
+@pytest.mark.parametrize("path", ["tables", "linear"])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), radius=st.integers(0, 64))
+@settings(max_examples=40, deadline=None)
+def test_search_equals_brute_force(path: str, seed: int, n: int, radius: int) -> None:
+    rng = np.random.default_rng(seed)
+    kind = list(KINDS)[seed % 3]
+    codes = KINDS[kind](rng, n)
+    if n >= 2:
+        codes[1] = codes[0]  # the same code under two ids
+    ids = rng.permutation(np.unique(rng.integers(-(2**62), 2**62, 2 * n + 1)))[:n]
+    queries = queries_for(codes, radius, rng)
+    with strategy(path):
+        idx = HammingIndex()
+        idx.add(ids, codes)
+        idx.compact()  # into the main block (with tables): the delta alone is a linear scan
+        assert idx.search(queries, radius) == brute_force(ids, codes, queries, radius)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_search_at_table_scale_equals_brute_force(kind: str) -> None:
+    # Large enough that tables are built and chosen by the cost model, as in production.
+    rng = np.random.default_rng(7)
+    n = 70_000
+    codes = KINDS[kind](rng, n) if kind != "clustered" else clustered_codes(rng, 3000)
+    codes = np.concatenate([codes, random_codes(rng, n - len(codes))]) if len(codes) < n else codes
+    ids = np.arange(n, dtype=np.int64) * 3
+    idx = HammingIndex()
+    idx.add(ids, codes)
+    assert hamming._use_tables(n, 31) is not None
+    queries = np.concatenate([queries_for(codes, r, rng) for r in (0, 8, 31, 32)])
+    for radius in (0, 8, 31, 32):
+        assert idx.search(queries, radius) == brute_force(ids, codes, queries, radius)
+
+
+def test_every_radius_up_to_64_at_table_scale() -> None:
+    rng = np.random.default_rng(3)
+    codes = random_codes(rng, 66_000)
+    ids = np.arange(len(codes), dtype=np.int64)
+    idx = HammingIndex()
+    idx.add(ids, codes)
+    for radius in range(65):
+        queries = np.stack([flip(codes[i], k, rng) for i, k in ((5, radius), (9, radius + 1))])
+        with strategy("tables"):
+            got = idx.search(queries, radius)
+        assert got == brute_force(ids, codes, queries, radius), radius
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_crowded_buckets_searched_for_exact_low_halves(seed: int) -> None:
+    # Every chunk of every code shares one high half, with low halves bunched at the bottom,
+    # repeated, or spread: queries whose high halves differ by exactly t bits make the core look
+    # up exact low halves in one crowded bucket per chunk (window and galloping search).
+    rng = np.random.default_rng(seed)
+    n, t = 600, 3
+    highs = rng.integers(0, 1 << 16, 8, dtype=np.uint32)
+    lows = np.where(
+        rng.random((n, 8)) < 0.6,
+        rng.integers(0, 200, (n, 8)),
+        np.where(rng.random((n, 8)) < 0.5, 40000, rng.integers(0, 1 << 16, (n, 8))),
+    ).astype(np.uint32)
+    words = (highs[None, :] << 16) | lows
+    codes = words.astype("<u4").view(np.uint8).reshape(n, 32)
+    ids = np.arange(n, dtype=np.int64)
+    queries = []
+    for i in rng.integers(0, n, 12):
+        q = words[i].copy()
+        for c in range(8):
+            high_flips = rng.choice(16, size=t, replace=False)
+            q[c] ^= np.uint32(sum(1 << (16 + int(b)) for b in high_flips))
+        queries.append(q.copy())
+        q[int(rng.integers(0, 8))] ^= np.uint32(1 << int(rng.integers(0, 16)))  # one low bit off
+        queries.append(q.copy())
+        q[:] = (q & 0xFFFF0000) | rng.choice(np.array([0, 199, 200, 39999, 40000, 65535]), 8)
+        queries.append(q)
+    qcodes = np.array(queries, dtype="<u4").view(np.uint8).reshape(-1, 32)
+    with strategy("tables"):
+        idx = HammingIndex()
+        idx.add(ids, codes)
+        idx.compact()
+        for radius in (24, 25, 31):
+            assert idx.search(qcodes, radius) == brute_force(ids, codes, qcodes, radius)
+
+
+@pytest.mark.parametrize("below", [70, 100])
+def test_a_run_of_equal_low_halves_crossing_the_lookup_window(below: int) -> None:
+    # A bucket of 200 whose 30 equal entries cross one edge of the 32-entry window the core
+    # reads around the interpolated position (entries 84..115): all 30 must still be found.
+    rng = np.random.default_rng(13)
+    low = np.concatenate(
+        [
+            rng.integers(0, 32768, below),
+            np.full(30, 32768),
+            rng.integers(32769, 65536, 170 - below),
+        ]
+    ).astype(np.uint32)
+    highs = rng.integers(0, 1 << 16, 8, dtype=np.uint32)
+    codes = ((highs[None, :] << 16) | low[:, None]).astype("<u4").view(np.uint8).reshape(-1, 32)
+    query = ((highs ^ np.uint32(0b111)) << 16) | np.uint32(32768)  # 3 high bits flipped per chunk
+    qcode = query.astype("<u4").view(np.uint8).reshape(1, 32)
+    ids = np.arange(len(codes), dtype=np.int64)
+    with strategy("tables"):
+        idx = HammingIndex()
+        idx.add(ids, codes)
+        idx.compact()
+        got = idx.search(qcode, 31)
+    assert got == brute_force(ids, codes, qcode, 31)
+    assert len(got[0]) == 30
+
+
+def test_radius_256_returns_everything_and_bad_radii_are_refused() -> None:
+    rng = np.random.default_rng(1)
+    codes = random_codes(rng, 50)
+    idx = HammingIndex()
+    idx.add(np.arange(50), codes)
+    assert len(idx.search(codes[:1], 256)[0]) == 50
+    for bad in (-1, 257):
+        with pytest.raises(ValueError, match="radius"):
+            idx.search(codes[:1], bad)
+    with pytest.raises(TypeError):
+        idx.search(codes[:1], 3.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        idx.search(codes[:1], True)
+
+
+def test_batches_split_over_threads_give_the_same_answers() -> None:
+    rng = np.random.default_rng(2)
+    codes = random_codes(rng, 80_000)
+    idx = HammingIndex()
+    idx.add(np.arange(len(codes)), codes)
+    queries = np.stack([flip(codes[i], i % 40, rng) for i in range(200)])
+    assert idx.search(queries, 31, workers=4) == idx.search(queries, 31, workers=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Updates
+
+
+class IndexAgainstModel(RuleBasedStateMachine):
+    """Interleaved adds, replacements, removals, merges and file round trips, checked against a
+    plain dict after every step. The delta is tiny so that merges happen all the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mp = pytest.MonkeyPatch()
+        self.mp.setattr(hamming, "_TABLE_MIN_ROWS", 0)
+        self.mp.setattr(hamming, "_delta_capacity", lambda rows: 8)
+        self.mp.setattr(hamming, "_use_tables", lambda n, r: chunk_thresholds(r))
+        self.tmp = tempfile.TemporaryDirectory()
+        self.rng = np.random.default_rng(0)
+        self.idx = HammingIndex()
+        self.model: dict[int, np.ndarray] = {}
+        self.centre = random_codes(self.rng, 1)[0]
+
+    def teardown(self) -> None:
+        self.mp.undo()
+        self.tmp.cleanup()
+
+    @initialize(seed=st.integers(0, 2**32 - 1))
+    def seed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    @rule(ids=st.lists(st.integers(0, 40), max_size=12))
+    def add(self, ids: list[int]) -> None:
+        codes = np.empty((len(ids), 32), dtype=np.uint8)
+        for row in range(len(ids)):
+            codes[row] = flip(self.centre, int(self.rng.integers(0, 40)), self.rng)
+        self.idx.add(np.array(ids, dtype=np.int64), codes)
+        for i, c in zip(ids, codes, strict=True):
+            self.model[i] = c  # the last occurrence of an id wins
+
+    @rule(ids=st.lists(st.integers(0, 45), max_size=8))
+    def remove(self, ids: list[int]) -> None:
+        expected = len(set(ids) & set(self.model))
+        assert self.idx.remove(np.array(ids, dtype=np.int64)) == expected
+        for i in ids:
+            self.model.pop(i, None)
+
+    @rule()
+    def compact(self) -> None:
+        self.idx.compact()
+
+    @rule()
+    def save_and_load(self) -> None:
+        path = Path(self.tmp.name) / "idx.lkh"
+        self.idx.save(path)
+        self.idx = HammingIndex.load(path)
+
+    @rule(radius=st.integers(0, 64))
+    def search(self, radius: int) -> None:
+        ids = np.array(sorted(self.model), dtype=np.int64)
+        codes = np.stack([self.model[i] for i in ids]) if len(ids) else np.empty((0, 32), np.uint8)
+        queries = np.stack([self.centre, flip(self.centre, radius, self.rng)])
+        assert self.idx.search(queries, radius) == brute_force(ids, codes, queries, radius)
+
+    @invariant()
+    def size(self) -> None:
+        assert len(self.idx) == len(self.model)
+
+
+IndexAgainstModel.TestCase.settings = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_updates_against_a_model = IndexAgainstModel.TestCase
+
+
+def test_an_added_entry_is_found_by_the_next_query_and_a_removed_one_is_not() -> None:
+    rng = np.random.default_rng(4)
+    base = random_codes(rng, 70_000)
+    idx = HammingIndex()
+    idx.add(np.arange(len(base)), base)
+    new = flip(base[10], 5, rng)[None]
+    idx.add([999_999], new)
+    assert (999_999, 0) in idx.search(new, 0)[0]
+    assert idx.remove([999_999, 10, 123_456_789]) == 2
+    assert idx.search(new, 31) == [[]]
+    assert len(idx) == len(base) - 1
+
+
+def test_searches_running_beside_updates_see_whole_entries() -> None:
+    # Searches release the GIL and read a snapshot; updates (and merges) happen meanwhile.
+    rng = np.random.default_rng(14)
+    base = random_codes(rng, 70_000)
+    idx = HammingIndex()
+    idx.add(np.arange(len(base)), base)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def searcher() -> None:
+        try:
+            while not stop.is_set():
+                for i, found in enumerate(idx.search(base[:60], 0)):
+                    assert found in ([], [(i, 0)]), (i, found)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=searcher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for step in range(40):
+            idx.add(np.arange(10**6 + step * 500, 10**6 + (step + 1) * 500), random_codes(rng, 500))
+            idx.remove(np.arange(step * 10, step * 10 + 10))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert len(idx) == len(base) + 40 * 500 - 400
+    assert idx.search(base[:1], 0) == [[]] and idx.search(base[400:401], 0) == [[(400, 0)]]
+
+
+def test_readding_an_id_replaces_its_code() -> None:
+    rng = np.random.default_rng(5)
+    a, b, c = random_codes(rng, 3)
+    idx = HammingIndex()
+    idx.add([1, 1], np.stack([a, b]))  # within one call, the last occurrence wins
+    assert len(idx) == 1
+    assert idx.search(np.stack([a, b]), 0) == [[], [(1, 0)]]
+    idx.add([1], c[None])  # in a later call, the new code replaces the old one
+    assert len(idx) == 1
+    assert idx.search(np.stack([b, c]), 0) == [[], [(1, 0)]]
+    idx.compact()
+    idx.add([1], b[None])  # and once the entry sits in the main block
+    assert idx.search(np.stack([b, c]), 0) == [[(1, 0)], []]
+
+
+def test_empty_index_and_empty_inputs() -> None:
+    idx = HammingIndex()
+    q = random_codes(np.random.default_rng(6), 2)
+    assert len(idx) == 0
+    assert idx.search(q, 31) == [[], []]
+    assert idx.search(np.empty((0, 32), np.uint8), 31) == []
+    idx.add(np.empty(0, np.int64), np.empty((0, 32), np.uint8))
+    assert idx.remove([1, 2]) == 0
+    assert len(idx) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(8)
+    codes = random_codes(rng, 70_000)
+    ids = rng.permutation(len(codes)).astype(np.int64)
+    idx = HammingIndex()
+    idx.add(ids, codes)
+    idx.remove(ids[:10])
+    idx.add([-5], codes[:1])
+    path = tmp_path_factory.mktemp("idx") / "bank.lkh"
+    idx.save(path)
+    return path, ids, codes
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_save_and_load_round_trip(saved: tuple[Path, np.ndarray, np.ndarray], mmap: bool) -> None:
+    path, ids, codes = saved
+    idx = HammingIndex.load(path, mmap=mmap)
+    assert len(idx) == len(ids) - 10 + 1
+    live_ids = np.concatenate([ids[10:], [-5]])
+    live_codes = np.concatenate([codes[10:], codes[:1]])
+    rng = np.random.default_rng(9)
+    queries = np.stack([flip(codes[i], i % 33, rng) for i in range(20)])
+    assert idx.search(queries, 31) == brute_force(live_ids, live_codes, queries, 31)
+    idx.add([7_000_000], codes[3:4])  # a loaded (even mapped) index still takes updates
+    assert (7_000_000, 0) in idx.search(codes[3:4], 0)[0]
+
+
+def test_empty_and_small_indexes_round_trip(tmp_path: Path) -> None:
+    for n in (0, 5):
+        idx = HammingIndex()
+        codes = random_codes(np.random.default_rng(n), n)
+        idx.add(np.arange(n), codes)
+        idx.save(tmp_path / f"{n}.lkh")
+        back = HammingIndex.load(tmp_path / f"{n}.lkh")
+        assert len(back) == n
+        assert back.search(codes, 0) == idx.search(codes, 0)
+
+
+def test_damaged_files_raise_index_file_error(
+    saved: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    data = saved[0].read_bytes()
+    damaged = tmp_path / "damaged.lkh"
+    cases = {
+        "empty": b"",
+        "foreign": b"PK\x03\x04 not an index at all" + bytes(100),
+        "header cut": data[:20],
+        "table cut": data[:60],
+        "payload cut": data[: len(data) // 2],
+        "one byte short": data[:-1],
+        "version": data[:8] + (99).to_bytes(4, "little") + data[12:],
+    }
+    _, _, meta_len, count = struct.unpack_from("<8sIII", data)
+    for i in range(count):  # a flipped bit inside each section's data
+        _, _, offset, length, _ = struct.unpack_from("<IIQQQ", data, 20 + meta_len + 32 * i)
+        flipped = bytearray(data)
+        flipped[offset + length // 2] ^= 0x40
+        cases[f"bit flip in section {i}"] = bytes(flipped)
+    for at in (30, 100):  # and in the header: metadata, section table
+        flipped = bytearray(data)
+        flipped[at] ^= 0x01
+        cases[f"bit flip at {at}"] = bytes(flipped)
+    for name, content in cases.items():
+        damaged.write_bytes(content)
+        with pytest.raises(IndexFileError) as info:
+            HammingIndex.load(damaged)
+        assert str(info.value).startswith(str(damaged)) or "index file" in str(info.value), name
+        assert isinstance(info.value, LightkeeperError)
+    with pytest.raises(IndexFileError, match="cannot open"):
+        HammingIndex.load(tmp_path / "missing.lkh")
+
+
+def test_a_file_is_replaced_whole_or_not_at_all(
+    saved: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    target = tmp_path / "bank.lkh"
+    target.write_bytes(saved[0].read_bytes())
+    idx = HammingIndex()
+    idx.add([1], random_codes(np.random.default_rng(11), 1))
+    idx.save(target)
+    assert len(HammingIndex.load(target)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["bank.lkh"]  # no temporary file left
+
+
+def test_xxh64_matches_the_reference_vectors() -> None:
+    # Vectors of xxHash's own sanity check (xsum_sanity_check.c), over its generated buffer.
+    p32, p64 = 2654435761, 11400714785074694797
+    buf, gen = bytearray(), p32
+    for _ in range(222):
+        buf.append(gen >> 56)
+        gen = (gen * p64) % 2**64
+    vectors = [
+        (0, 0, 0xEF46DB3751D8E999),
+        (0, p32, 0xAC75FDA2929B17EF),
+        (1, 0, 0xE934A84ADB052768),
+        (1, p32, 0x5014607643A9B4C3),
+        (4, 0, 0x9136A0DCA57457EE),
+        (14, 0, 0x8282DCC4994E35C8),
+        (14, p32, 0xC3BD6BF63DEB6DF0),
+        (222, 0, 0xB641AE8CB691C174),
+        (222, p32, 0x20CB8AB7AE10C14A),
+    ]
+    for length, seed, expected in vectors:
+        assert _hamming.xxh64(bytes(buf[:length]), seed) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks
+
+
+def test_inputs_are_checked_with_clear_messages() -> None:
+    idx = HammingIndex()
+    good = np.zeros((2, 32), np.uint8)
+    with pytest.raises(ValueError, match="uint8"):
+        idx.add([1, 2], good.astype(np.int64))
+    with pytest.raises(ValueError, match=r"shape \(n, 32\)"):
+        idx.add([1, 2], np.zeros((2, 31), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(n, 32\)"):
+        idx.search(np.zeros(32, np.uint8), 3)
+    with pytest.raises(ValueError, match="2 ids but 3 codes"):
+        idx.add([1, 2], np.zeros((3, 32), np.uint8))
+    with pytest.raises(ValueError, match="integers"):
+        idx.add(np.array([1.0, 2.0]), good)
+    with pytest.raises(ValueError, match="1-D"):
+        idx.add(np.array([[1, 2]]), good)
+    with pytest.raises(ValueError, match="int64"):
+        idx.add(np.array([2**63, 1], dtype=np.uint64), good)
+    with pytest.raises(ValueError, match="uint8"):
+        idx.add([1], [b"\x00" * 32])
+    assert len(idx) == 0
+
+
+def test_any_layout_of_uint8_codes_is_accepted_and_copied() -> None:
+    rng = np.random.default_rng(12)
+    wide = random_codes(rng, 40)
+    strided = np.asfortranarray(wide)[::2]  # neither C-contiguous nor every row
+    idx = HammingIndex()
+    idx.add(np.arange(20, dtype=np.int32), strided)  # other integer dtypes are converted
+    assert idx.search(strided, 0) == [[(i, 0)] for i in range(20)]
+    mine = wide.copy()
+    idx.add([100], mine[1:2])
+    mine[1] ^= 1  # the index keeps its own copy of what it was given
+    assert idx.search(wide[1:2], 0) == [[(100, 0)]]
