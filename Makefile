@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
-SAMPLES ?= $(or $(wildcard ../shared/pdq-vectors/*/ ../shared/pdq-vectors/*.png),tests/data)
 
 .PHONY: install build run test lint bench clean
 
@@ -20,9 +19,10 @@ install: $(VENV)/.installed
 build: install
 	$(PY) setup.py -q build_ext --inplace
 
-# The main job on the embedded default: hash the sample photos.
+# The main job on the embedded default store (./lightkeeper-data): hash sample photos into a
+# bank, then match edited copies and unrelated photos against it.
 run: install
-	$(BIN)/lightkeeper hash $(SAMPLES)
+	LK=$(BIN)/lightkeeper ./scripts/demo.sh
 
 lint: install
 	$(BIN)/ruff check src tests bench
