@@ -716,3 +716,20 @@ def test_arbitrary_bytes_give_an_image_or_a_media_error(data: bytes) -> None:
         assert_clear(error)
     else:
         assert_well_formed(image)
+
+
+def test_damaged_exif_does_not_stop_hashing(make_photo: MakePhoto) -> None:
+    """A corrupt EXIF block reads as orientation 1; the pixels are still decoded (and hashed),
+    so damaging the metadata is no way to dodge matching. (Pytest turns warnings into errors
+    here, so this also shows no warning escapes.)"""
+    photo = make_photo(400, 300, seed=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    photo.save(out, "JPEG", exif=exif)
+    data = bytearray(out.getvalue())
+    start = data.find(b"Exif\x00\x00")
+    data[start + 10 : start + 30] = b"\xee" * 20  # the IFD's entry count and first entries
+    image = decode_image(bytes(data))
+    assert image.orientation == 1
+    assert (image.width, image.height) == (400, 300)

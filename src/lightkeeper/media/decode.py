@@ -35,6 +35,7 @@ conversion. Other formats are fully decoded and box-reduced, which gives the sam
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from io import BytesIO
 from typing import Literal
@@ -201,7 +202,14 @@ def decode_image(
     """
     fmt = _identify(data, limits)
     try:
-        frame = _decode_first_frame(data, fmt, limits, reduce)
+        with warnings.catch_warnings():
+            # Pillow warns (UserWarning) about damaged metadata it can read past, such as a
+            # corrupt EXIF block. The image is still hashed — refusing it would let anyone
+            # dodge matching by damaging the metadata — and the warning would only be noise
+            # on stderr (or an exception where warnings are errors). Not thread-safe before
+            # Python 3.14: a thread hashing meanwhile may see its own warnings hidden too.
+            warnings.simplefilter("ignore", UserWarning)
+            frame = _decode_first_frame(data, fmt, limits, reduce)
     except MediaError:
         raise
     except Exception as error:  # any decoder failure on hostile bytes; see the docstring
