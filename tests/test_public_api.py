@@ -11,16 +11,20 @@ import lightkeeper
 from lightkeeper import errors
 
 PUBLIC = [
+    "BankStore",
     "CorruptMedia",
     "EmptyMedia",
+    "HammingIndex",
     "InputError",
     "InvalidSignal",
     "LightkeeperError",
+    "Matcher",
     "MediaError",
     "MediaLimits",
     "MediaTooLarge",
     "PluginError",
     "SignalError",
+    "StoreError",
     "TruncatedMedia",
     "UnknownSignalType",
     "UnsupportedFormat",
@@ -48,8 +52,20 @@ def test_exports_are_the_defining_objects() -> None:
     assert lightkeeper.hash_bytes is hash_bytes
     assert lightkeeper.hash_file is hash_file
     assert lightkeeper.MediaLimits is MediaLimits
+    from lightkeeper.banks.store import BankStore
+    from lightkeeper.index.hamming import HammingIndex
+    from lightkeeper.matching.matcher import Matcher
+
+    assert lightkeeper.BankStore is BankStore
+    assert lightkeeper.HammingIndex is HammingIndex
+    assert lightkeeper.Matcher is Matcher
     for name in PUBLIC:
-        if name[0].isupper() and name != "MediaLimits":
+        if name[0].isupper() and name not in {
+            "MediaLimits",
+            "BankStore",
+            "HammingIndex",
+            "Matcher",
+        }:
             assert getattr(lightkeeper, name) is getattr(errors, name)
             assert issubclass(getattr(lightkeeper, name), lightkeeper.LightkeeperError)
 

@@ -1,8 +1,8 @@
 """Lightkeeper: find, stop, review and report known abuse imagery, with hashes only.
 
-The public API is what `__all__` lists. `hash_bytes`, `hash_file` and `MediaLimits` are
-loaded on first use, so ``import lightkeeper`` does not import Pillow or NumPy (the CLI's
-``--help`` and the error classes stay cheap to reach).
+The public API is what `__all__` lists. Everything but the errors is loaded on first use,
+so ``import lightkeeper`` does not import Pillow, NumPy or SQLAlchemy (the CLI's ``--help``
+and the error classes stay cheap to reach).
 """
 
 from __future__ import annotations
@@ -20,28 +20,36 @@ from lightkeeper.errors import (
     MediaTooLarge,
     PluginError,
     SignalError,
+    StoreError,
     TruncatedMedia,
     UnknownSignalType,
     UnsupportedFormat,
 )
 
 if TYPE_CHECKING:
+    from lightkeeper.banks.store import BankStore
     from lightkeeper.hashing import hash_bytes, hash_file
+    from lightkeeper.index.hamming import HammingIndex
+    from lightkeeper.matching.matcher import Matcher
     from lightkeeper.media.decode import MediaLimits
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BankStore",
     "CorruptMedia",
     "EmptyMedia",
+    "HammingIndex",
     "InputError",
     "InvalidSignal",
     "LightkeeperError",
+    "Matcher",
     "MediaError",
     "MediaLimits",
     "MediaTooLarge",
     "PluginError",
     "SignalError",
+    "StoreError",
     "TruncatedMedia",
     "UnknownSignalType",
     "UnsupportedFormat",
@@ -55,6 +63,9 @@ _LAZY = {
     "hash_bytes": "lightkeeper.hashing",
     "hash_file": "lightkeeper.hashing",
     "MediaLimits": "lightkeeper.media.decode",
+    "BankStore": "lightkeeper.banks.store",
+    "HammingIndex": "lightkeeper.index.hamming",
+    "Matcher": "lightkeeper.matching.matcher",
 }
 
 
