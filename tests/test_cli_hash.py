@@ -279,7 +279,7 @@ def test_unexpected_exception_is_one_line_exit_70(
     def crash(paths: object) -> object:
         raise RuntimeError("the walk fell over")
 
-    monkeypatch.setattr(hash_command, "_collect", crash)
+    monkeypatch.setattr(hash_command, "collect_inputs", crash)
     result = run(tmp_path)
     assert result.exit_code == 70
     assert result.stderr.splitlines() == [
@@ -292,7 +292,7 @@ def test_traceback_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     def crash(paths: object) -> object:
         raise RuntimeError("the walk fell over")
 
-    monkeypatch.setattr(hash_command, "_collect", crash)
+    monkeypatch.setattr(hash_command, "collect_inputs", crash)
     result = CliRunner().invoke(main, ["hash", str(tmp_path)], env={"LIGHTKEEPER_TRACEBACK": "1"})
     assert isinstance(result.exception, RuntimeError)
 

@@ -3,33 +3,27 @@
 The work per file is `lightkeeper.hashing`; this module only finds the files, spreads them
 over processes, and writes what comes back.
 
-Directory walks are sorted by name at every level, so output order is deterministic. They
-include hidden files and directories: a scanner that skipped ``.cache/`` would be trivial to
-evade. Symbolic links are followed (to files and to directories), but each directory is
-entered once, so a link loop ends the walk of that branch rather than recursing forever.
-Sockets, FIFOs and devices met during a walk are skipped; named on the command line they
-are reported as errors.
+Files are found by `lightkeeper.cli.inputs` (see there how directories are walked).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from lightkeeper.cli.exit_codes import ExitCode
+from lightkeeper.cli.inputs import InputPath, collect_inputs, cpu_count
 from lightkeeper.cli.output import Reporter, display_path, error
+from lightkeeper.cli.pool import ignore_interrupts, stop_now
 from lightkeeper.errors import InputError, LightkeeperError, MediaError, PluginError
 
 if TYPE_CHECKING:
@@ -51,21 +45,6 @@ INTERNAL_ERROR_TYPE = "internal_error"
 class _Options:
     dihedral: bool
     limits: MediaLimits
-
-
-@dataclass(frozen=True)
-class _Input:
-    """A file to hash, or a path that could not even be listed (with why)."""
-
-    path: str
-    problem: str | None = None
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use, as in containers
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 @click.command(
@@ -153,7 +132,7 @@ def hash_command(
         dihedral=dihedral,
         limits=dataclasses.replace(DEFAULT_LIMITS, max_bytes=max_bytes, max_pixels=max_pixels),
     )
-    inputs = list(_collect(paths))
+    inputs = list(collect_inputs(paths))
     if not inputs:
         error("no input files found in " + ", ".join(map(display_path, paths)))
         raise click.exceptions.Exit(ExitCode.NO_INPUT)
@@ -162,7 +141,7 @@ def hash_command(
     try:
         # The pool forks its workers before the progress bar starts its drawing thread.
         with (
-            _records(inputs, options, jobs or _cpu_count()) as records,
+            _records(inputs, options, jobs or cpu_count()) as records,
             Reporter(total=len(inputs), progress=not no_progress) as reporter,
         ):
             for item, record in zip(inputs, records, strict=True):
@@ -209,51 +188,9 @@ def _write_text(
         reporter.message(f"warning: {warning}", path)
 
 
-def _collect(paths: Sequence[str]) -> Iterator[_Input]:
-    """Files named, and the files under directories named, in a deterministic order."""
-    for path in paths:
-        if Path(path).is_dir():
-            yield from _walk(path)
-        else:
-            yield _Input(path)  # missing or unreadable: `read_file` says so, in order
-
-
-def _walk(root: str) -> Iterator[_Input]:
-    """Regular files under `root`, depth first, sorted by name at every level."""
-    seen: set[tuple[int, int]] = set()
-    stack: list[Iterator[os.DirEntry[str]]] = []
-
-    def enter(directory: str) -> Iterator[_Input]:
-        try:
-            info = Path(directory).stat()
-            if (info.st_dev, info.st_ino) in seen:
-                return  # a link back into the tree, or a directory linked twice
-            seen.add((info.st_dev, info.st_ino))
-            with os.scandir(directory) as entries:
-                stack.append(iter(sorted(entries, key=lambda entry: entry.name)))
-        except OSError as exc:
-            yield _Input(directory, f"cannot list directory: {exc.strerror or exc}")
-
-    yield from enter(root)
-    while stack:
-        entry = next(stack[-1], None)
-        if entry is None:
-            stack.pop()
-            continue
-        try:
-            if entry.is_dir():
-                yield from enter(entry.path)
-            elif entry.is_file():
-                yield _Input(entry.path)
-            elif entry.is_symlink() and not Path(entry.path).exists():
-                yield _Input(entry.path, "broken symbolic link")
-        except OSError as exc:
-            yield _Input(entry.path, f"cannot read: {exc.strerror or exc}")
-
-
 @contextmanager
 def _records(
-    inputs: list[_Input], options: _Options, jobs: int
+    inputs: list[InputPath], options: _Options, jobs: int
 ) -> Iterator[Iterator[dict[str, object]]]:
     """The record of each input, in input order, hashed over up to `jobs` processes.
 
@@ -267,33 +204,18 @@ def _records(
     # Small chunks: a file takes tens of milliseconds, far more than a round trip, and small
     # chunks keep results streaming, the load balanced at the end, and Ctrl-C prompt.
     chunksize = max(1, min(_MAX_CHUNK, len(paths) // (workers * 4)))
-    executor = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_interrupts)
+    executor = ProcessPoolExecutor(max_workers=workers, initializer=ignore_interrupts)
     try:
         hashed = executor.map(partial(hash_one, options=options), paths, chunksize=chunksize)
         yield _merge(inputs, hashed)
     except BaseException:
-        _stop_now(executor)
+        stop_now(executor)
         raise
     executor.shutdown(wait=True)
 
 
-def _stop_now(executor: ProcessPoolExecutor) -> None:
-    """Stop the workers without waiting for the chunks already handed to them.
-
-    On Ctrl-C or a closed pipe nobody wants those results, and `shutdown` can only cancel
-    work not yet sent to a worker (Python 3.14 adds `terminate_workers` for this).
-    """
-    # A private attribute, read defensively: without it the workers finish their chunks.
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join()
-
-
 def _merge(
-    inputs: list[_Input], hashed: Iterator[dict[str, object]]
+    inputs: list[InputPath], hashed: Iterator[dict[str, object]]
 ) -> Iterator[dict[str, object]]:
     """`hashed` records, with those of the inputs that could not be listed put in place."""
     for item in inputs:
@@ -301,11 +223,6 @@ def _merge(
             yield {"error": item.problem, "error_type": InputError.code}
         else:
             yield next(hashed)
-
-
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group: the parent alone handles it, and stops the pool.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def hash_one(path: str, options: _Options) -> dict[str, object]:

@@ -18,7 +18,8 @@ import click
 
 from lightkeeper.cli.bank_command import db_option, open_store
 from lightkeeper.cli.exit_codes import ExitCode
-from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE, _collect
+from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE
+from lightkeeper.cli.inputs import collect_inputs
 from lightkeeper.cli.output import Reporter, display_path, error
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def match_command(paths: Sequence[str], as_json: bool, db: str | None, no_progre
     """
     from lightkeeper.matching import Matcher, MatchResult
 
-    inputs = list(_collect(paths))
+    inputs = list(collect_inputs(paths))
     if not inputs:
         error("no input files found in " + ", ".join(map(display_path, paths)))
         raise click.exceptions.Exit(ExitCode.NO_INPUT)

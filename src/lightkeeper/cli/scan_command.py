@@ -36,9 +36,11 @@ import click
 
 from lightkeeper.cli.bank_command import db_option, open_store
 from lightkeeper.cli.exit_codes import ExitCode
-from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE, _collect, _cpu_count, _stop_now
+from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE
+from lightkeeper.cli.inputs import collect_inputs, cpu_count
 from lightkeeper.cli.match_command import describe, outcome_exit_code, safe_match
 from lightkeeper.cli.output import Reporter, display_path, error
+from lightkeeper.cli.pool import stop_now
 from lightkeeper.errors import InputError
 
 if TYPE_CHECKING:
@@ -331,7 +333,7 @@ def _records(paths: list[str], db: str | None, jobs: int) -> Iterator[Iterator[d
     try:
         yield executor.map(_scan_in_worker, paths, chunksize=chunksize)
     except BaseException:
-        _stop_now(executor)
+        stop_now(executor)
         raise
     executor.shutdown(wait=True)
 
@@ -420,7 +422,7 @@ def scan_command(
             "or name another file"
         )
 
-    inputs = list(_collect([directory]))
+    inputs = list(collect_inputs([directory]))
     if not inputs:
         error(f"no input files found in {display_path(directory)}")
         raise click.exceptions.Exit(ExitCode.NO_INPUT)
@@ -444,7 +446,7 @@ def scan_command(
     for row in kept:
         tally.count(row)
     skipped = len(inputs) - len(todo)
-    jobs = jobs or _cpu_count()
+    jobs = jobs or cpu_count()
     started = time.monotonic()
     done = 0
     interrupted = False
