@@ -229,18 +229,48 @@ def test_allow_bank_suppresses_block_matches_and_shows_them(
     store.create_bank("block")
     store.create_bank("known-fp", kind="allow")
     blocked, _ = store.add_entry("block", "pdq", str(photo_hashes["pdq"]))
-    exact, _ = store.add_entry("block", "md5", str(photo_hashes["md5"]))
     allow, _ = store.add_entry("known-fp", "pdq", flip_bits(str(photo_hashes["pdq"]), 4))
     result = Matcher(store).match_bytes(photo)
     assert not result.matched and result.matches == ()
     assert [(s.match.entry_id, s.suppressed_by.entry_id) for s in result.suppressed] == [
         (blocked.id, allow.id),
-        (exact.id, allow.id),
     ]
     assert [(m.bank, m.bank_kind, m.distance) for m in result.allowed] == [("known-fp", "allow", 4)]
     data = result.to_dict()
     assert data["suppressed"][0]["suppressed_by"]["bank"] == "known-fp"
     assert data["suppressed"][0]["entry_id"] == blocked.id
+
+
+def test_a_look_alike_allow_entry_never_hides_an_exact_match_of_the_listed_file(
+    store: BankStore, photo: bytes, photo_hashes: dict[str, object]
+) -> None:
+    store.create_bank("block")
+    store.create_bank("known-fp", kind="allow")
+    blocked, _ = store.add_entry("block", "pdq", str(photo_hashes["pdq"]))
+    exact, _ = store.add_entry("block", "md5", str(photo_hashes["md5"]))
+    allow, _ = store.add_entry("known-fp", "pdq", flip_bits(str(photo_hashes["pdq"]), 4))
+    result = Matcher(store).match_bytes(photo)
+    assert result.matched
+    assert [m.entry_id for m in result.matches] == [exact.id]
+    assert [(s.match.entry_id, s.suppressed_by.entry_id) for s in result.suppressed] == [
+        (blocked.id, allow.id)
+    ]
+
+
+def test_an_exact_allow_entry_suppresses_every_block_match(
+    store: BankStore, photo: bytes, photo_hashes: dict[str, object]
+) -> None:
+    store.create_bank("block")
+    store.create_bank("known-fp", kind="allow")
+    blocked, _ = store.add_entry("block", "pdq", str(photo_hashes["pdq"]))
+    exact, _ = store.add_entry("block", "md5", str(photo_hashes["md5"]))
+    allow, _ = store.add_entry("known-fp", "sha256", str(photo_hashes["sha256"]))
+    result = Matcher(store).match_bytes(photo)
+    assert not result.matched
+    assert sorted((s.match.entry_id, s.suppressed_by.entry_id) for s in result.suppressed) == [
+        (blocked.id, allow.id),
+        (exact.id, allow.id),
+    ]
 
 
 def test_allow_bank_alone_is_no_match(store: BankStore) -> None:

@@ -24,7 +24,8 @@ against the follower's index, then a check of each candidate against its own ban
   Exact hashes still match: they identify the file, whatever it looks like.
 - **Allow banks**: a content that matches an allow bank (known false positives) has its
   block matches suppressed; they are listed in `MatchResult.suppressed`, with the allow
-  entry that suppressed them, never dropped.
+  entry that suppressed them, never dropped. A perceptual allow match (a benign look-alike)
+  suppresses perceptual block matches only, never an exact match of the listed file itself.
 - **Current state**: every call first applies the store's change log (one cheap query when
   nothing changed), and each candidate's entry is read back from the store before it is
   reported, so an entry removed, disabled or re-enabled by any process counts at once.
@@ -154,10 +155,7 @@ class Matcher:
         matches = self._judge(hits, banks)
         allowed = sorted((m for m in matches if m.bank_kind == "allow"), key=Match.sort_key)
         block = sorted((m for m in matches if m.bank_kind != "allow"), key=Match.sort_key)
-        suppressed: tuple[SuppressedMatch, ...] = ()
-        if allowed and block:
-            suppressed = tuple(SuppressedMatch(m, allowed[0]) for m in block)
-            block = []
+        block, suppressed = _apply_allow(block, allowed)
         sha256 = hashes.get("sha256")
         return MatchResult(
             sha256=sha256 if isinstance(sha256, str) else None,
@@ -215,6 +213,31 @@ class Matcher:
             if best is not None:
                 found.append(_evidence(entry, bank, best))
         return found
+
+
+def _apply_allow(
+    block: list[Match], allowed: list[Match]
+) -> tuple[list[Match], tuple[SuppressedMatch, ...]]:
+    """Block matches kept, and those suppressed with the allow match that suppressed them.
+
+    An allow entry records a known false positive. A perceptual allow match (a look-alike
+    judged benign) suppresses perceptual block matches only: it says nothing against an
+    exact match, which means the very file on the list. An exact allow match (this exact
+    file was judged benign) suppresses every block match.
+    """
+    if not allowed or not block:
+        return block, ()
+    exact_allow = next((a for a in allowed if index_kind(a.signal_type) == "exact"), None)
+    kept: list[Match] = []
+    suppressed: list[SuppressedMatch] = []
+    for match in block:
+        if exact_allow is not None:
+            suppressed.append(SuppressedMatch(match, exact_allow))
+        elif index_kind(match.signal_type) != "exact":
+            suppressed.append(SuppressedMatch(match, allowed[0]))
+        else:
+            kept.append(match)
+    return kept, tuple(suppressed)
 
 
 def _best(entry: Entry, bank: Bank, candidates: list[_Hit]) -> _Hit | None:
