@@ -21,6 +21,7 @@ MATCH_KEYS = {
     "entry_id",
     "signal_type",
     "value",
+    "content_value",
     "distance",
     "threshold",
     "quality",

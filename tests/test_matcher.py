@@ -88,6 +88,7 @@ def test_pdq_match_carries_its_full_evidence(
             entry_id=entry.id,
             signal_type="pdq",
             value=entry.value,
+            content_value=str(photo_hashes["pdq"]),
             distance=0,
             threshold=31,
             quality=photo_hashes["pdq_quality"],  # type: ignore[arg-type]
@@ -134,6 +135,7 @@ def test_to_dict_is_json_ready_and_names_every_evidence_field(
         "entry_id",
         "signal_type",
         "value",
+        "content_value",
         "distance",
         "threshold",
         "quality",
@@ -558,3 +560,13 @@ def test_the_matching_api_is_pinned() -> None:
         "Matcher",
         "SuppressedMatch",
     ]
+
+
+def test_evidence_lets_anyone_recompute_the_distance(
+    store: BankStore, photo: bytes, photo_hashes: dict[str, object]
+) -> None:
+    store.create_bank("block")
+    store.add_entry("block", "pdq", flip_bits(str(photo_hashes["pdq"]), 7))
+    (match,) = Matcher(store).match_bytes(photo).matches
+    assert match.content_value == photo_hashes["pdq"]
+    assert (int(match.value, 16) ^ int(match.content_value, 16)).bit_count() == match.distance == 7

@@ -38,7 +38,10 @@ class Match:
     signal_type: str
     #: The entry's hash (canonical form).
     value: str
-    #: Hamming bits between the content's hash and `value`; 0 for exact signals.
+    #: The content's hash that matched it (the `variant` below), so that anyone can recompute
+    #: `distance` from the two values.
+    content_value: str
+    #: Hamming bits between `content_value` and `value`; 0 for exact signals.
     distance: int
     #: The bank's threshold for this signal type when the match was made.
     threshold: int
@@ -63,6 +66,7 @@ class Match:
             "entry_id": self.entry_id,
             "signal_type": self.signal_type,
             "value": self.value,
+            "content_value": self.content_value,
             "distance": self.distance,
             "threshold": self.threshold,
             "quality": self.quality,

@@ -64,6 +64,8 @@ class _Hit:
     distance: int
     variant: str
     quality: int | None
+    #: The content's hash (of this variant) that was looked up.
+    value: str
 
     def rank(self) -> tuple[int, int]:
         return (self.distance, _VARIANT_RANK.get(self.variant, len(_VARIANT_RANK)))
@@ -143,7 +145,7 @@ class Matcher:
             kind = index_kind(name)
             if kind == "exact":
                 for entry_id in self._follower.lookup(name, canonical):
-                    hits.setdefault(entry_id, []).append(_Hit(name, 0, ORIGINAL, None))
+                    hits.setdefault(entry_id, []).append(_Hit(name, 0, ORIGINAL, None, canonical))
             elif kind == "hamming":
                 signal_quality = _quality(hashes.get(f"{name}_quality"))
                 if quality is None:
@@ -191,11 +193,12 @@ class Matcher:
                     variants.append((variant, _canonical(name, other)))
         radius = max(bank.threshold(name) for bank in taking_part)
         codes = [hamming_code(v) for _, v in variants]
-        for (variant, _), found in zip(
+        for (variant, content_value), found in zip(
             variants, self._follower.search(name, codes, radius), strict=True
         ):
             for entry_id, distance in found:
-                hits.setdefault(entry_id, []).append(_Hit(name, distance, variant, quality))
+                hit = _Hit(name, distance, variant, quality, content_value)
+                hits.setdefault(entry_id, []).append(hit)
 
     def _judge(self, hits: dict[int, list[_Hit]], banks: Mapping[int, Bank]) -> list[Match]:
         """Each candidate checked against its entry and bank as they are now."""
@@ -261,6 +264,7 @@ def _evidence(entry: Entry, bank: Bank, hit: _Hit) -> Match:
         entry_id=entry.id,
         signal_type=entry.signal_type,
         value=entry.value,
+        content_value=hit.value,
         distance=hit.distance,
         threshold=bank.threshold(entry.signal_type),
         quality=hit.quality,
