@@ -22,6 +22,7 @@ import click
 
 from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.inputs import InputPath, collect_inputs, cpu_count
+from lightkeeper.cli.options import jobs_option, no_progress_option
 from lightkeeper.cli.output import Reporter, display_path, error
 from lightkeeper.cli.pool import ignore_interrupts, stop_now
 from lightkeeper.errors import InputError, LightkeeperError, MediaError, PluginError
@@ -68,14 +69,7 @@ class _Options:
     is_flag=True,
     help="Also the PDQ hashes of the 8 rotations and flips of each image.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    metavar="N",
-    default=None,
-    help="Worker processes [default: all cores]; 1 hashes in this process.",
-)
+@jobs_option("hashes")
 @click.option(
     "--max-bytes",
     type=click.IntRange(min=1),
@@ -92,11 +86,7 @@ class _Options:
     show_default=True,
     help="Refuse images with more pixels than this (decompression bombs).",
 )
-@click.option(
-    "--no-progress",
-    is_flag=True,
-    help="No progress bar (it is only ever drawn when stderr is a terminal).",
-)
+@no_progress_option
 def hash_command(
     paths: Sequence[str],
     as_json: bool,

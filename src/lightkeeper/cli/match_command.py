@@ -20,6 +20,7 @@ from lightkeeper.cli.bank_command import db_option, open_store
 from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE
 from lightkeeper.cli.inputs import collect_inputs
+from lightkeeper.cli.options import no_progress_option
 from lightkeeper.cli.output import Reporter, display_path, error
 
 if TYPE_CHECKING:
@@ -114,11 +115,7 @@ def text_lines(result: MatchResult) -> list[str]:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file and line.")
 @db_option
-@click.option(
-    "--no-progress",
-    is_flag=True,
-    help="No progress bar (it is only ever drawn when stderr is a terminal).",
-)
+@no_progress_option
 def match_command(paths: Sequence[str], as_json: bool, db: str | None, no_progress: bool) -> None:
     """Match files against every enabled bank, and show the evidence.
 

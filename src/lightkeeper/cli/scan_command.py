@@ -39,6 +39,7 @@ from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE
 from lightkeeper.cli.inputs import collect_inputs, cpu_count
 from lightkeeper.cli.match_command import describe, outcome_exit_code, safe_match
+from lightkeeper.cli.options import jobs_option, no_progress_option
 from lightkeeper.cli.output import Reporter, display_path, error
 from lightkeeper.cli.pool import stop_now
 from lightkeeper.errors import InputError
@@ -366,24 +367,13 @@ def _records(paths: list[str], db: str | None, jobs: int) -> Iterator[Iterator[d
     default=None,
     help="Report format [default: csv for an --output ending in .csv, else jsonl].",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    metavar="N",
-    default=None,
-    help="Worker processes [default: all cores]; 1 scans in this process.",
-)
+@jobs_option("scans")
 @click.option(
     "--resume",
     is_flag=True,
     help="Continue the report in --output: skip the files it already holds, unchanged.",
 )
-@click.option(
-    "--no-progress",
-    is_flag=True,
-    help="No progress bar (it is only ever drawn when stderr is a terminal).",
-)
+@no_progress_option
 def scan_command(
     directory: str,
     db: str | None,
