@@ -20,7 +20,7 @@ build: install
 	$(PY) setup.py -q build_ext --inplace
 
 # The main job on the embedded default store (./lightkeeper-data): hash sample photos into a
-# bank, then match edited copies and unrelated photos against it.
+# bank, match edited copies and unrelated photos against it, then serve the HTTP API.
 run: install
 	LK=$(BIN)/lightkeeper ./scripts/demo.sh
 
@@ -29,8 +29,9 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# PostgreSQL cases must run here (the tests start their own server), never skip quietly.
 test: build lint
-	$(BIN)/pytest -q
+	LIGHTKEEPER_REQUIRE_POSTGRES=1 $(BIN)/pytest -q
 
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'

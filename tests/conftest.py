@@ -170,3 +170,18 @@ def write_photo(tmp_path: Path) -> PhotoWriter:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """Superuser URL of the PostgreSQL server the session's PostgreSQL cases share.
+
+    ``LIGHTKEEPER_TEST_POSTGRES_URL`` if set, else a throwaway server started on first use
+    and stopped at exit (`lightkeeper.banks.testing`); skips, or fails under
+    ``LIGHTKEEPER_REQUIRE_POSTGRES=1``, when none can be had. For tests that run their own
+    processes on one server (several ``lightkeeper serve``); a database per test comes from
+    `lightkeeper.banks.testing.temporary_database`.
+    """
+    from lightkeeper.banks.testing import postgres_admin_url
+
+    return postgres_admin_url()

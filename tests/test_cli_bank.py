@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import PhotoWriter
 from lightkeeper.banks import BankStore
 from lightkeeper.banks import settings as bank_settings
 from lightkeeper.banks.store import DEFAULT_QUALITY_FLOOR
+from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.cli import bank_command
 from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.main import main
@@ -24,8 +26,18 @@ MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "banks.db")
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The store: an SQLite file; under `on_every_backend`, a PostgreSQL database as well."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield str(tmp_path / "banks.db")
+        return
+    with temporary_database(backend, migrated=True) as url:
+        yield url
+
+
+#: Runs a test once per backend, its `db` an SQLite path or a PostgreSQL URL.
+on_every_backend = pytest.mark.parametrize("db", backends(), indirect=True)
 
 
 def lk(*args: str | Path, db: str | None = None, input: str | bytes | None = None) -> Result:
@@ -54,6 +66,7 @@ def test_help_defaults_agree_with_the_library() -> None:
 # ---------------------------------------------------------------------------------- banks
 
 
+@on_every_backend
 def test_create_list_show_and_delete(db: str) -> None:
     created = lk("bank", "create", "ncmec", "--description", "industry list", db=db)
     assert created.exit_code == 0, created.output
@@ -182,6 +195,7 @@ def test_a_store_that_cannot_be_opened_exits_5(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- import, export
 
 
+@on_every_backend
 def test_import_reports_counts_and_invalid_line_numbers(db: str, tmp_path: Path) -> None:
     lk("bank", "create", "b", db=db)
     listing = tmp_path / "list.csv"
@@ -233,6 +247,7 @@ def test_import_errors_are_clear(db: str, tmp_path: Path) -> None:
     assert missing.exit_code == ExitCode.USAGE and "does not exist" in missing.stderr
 
 
+@on_every_backend
 def test_export_round_trips_into_another_bank(db: str, tmp_path: Path) -> None:
     lk("bank", "create", "src", db=db)
     lk("bank", "create", "dst", db=db)
@@ -279,6 +294,7 @@ def test_export_refusal_leaves_no_partial_file(db: str, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- add, remove
 
 
+@on_every_backend
 def test_add_a_photo_adds_its_pdq_md5_and_sha256(db: str, write_photo: PhotoWriter) -> None:
     photo = write_photo("jpeg", width=400, height=300)
     hashes = hash_file(photo)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from conftest import PhotoWriter
 from lightkeeper.banks import BankStore
+from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.main import main
 from lightkeeper.hashing import bytes_signals, hash_file
@@ -40,9 +43,27 @@ def lk(*args: str | Path) -> Result:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, write_photo: PhotoWriter) -> tuple[str, Path, Path]:
-    """A store whose bank "listed" holds the PDQ of one photo; that photo and another."""
-    db = str(tmp_path / "banks.db")
+def setup(
+    request: pytest.FixtureRequest, tmp_path: Path, write_photo: PhotoWriter
+) -> Iterator[tuple[str, Path, Path]]:
+    """A store whose bank "listed" holds the PDQ of one photo; that photo and another.
+
+    The store is an SQLite file, or under `on_every_backend` a PostgreSQL database as well.
+    """
+    backend = getattr(request, "param", "sqlite")
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            db = str(tmp_path / "banks.db")
+        else:
+            db = stack.enter_context(temporary_database(backend, migrated=True))
+        yield _populate(db, write_photo)
+
+
+#: Runs a test once per backend (see `setup`).
+on_every_backend = pytest.mark.parametrize("setup", backends(), indirect=True)
+
+
+def _populate(db: str, write_photo: PhotoWriter) -> tuple[str, Path, Path]:
     listed = write_photo("jpeg", width=480, height=360, seed=1, name="listed.jpg")
     other = write_photo("jpeg", width=480, height=360, seed=2, name="other.jpg")
     with BankStore.open(db) as store:
@@ -53,6 +74,7 @@ def setup(tmp_path: Path, write_photo: PhotoWriter) -> tuple[str, Path, Path]:
     return db, listed, other
 
 
+@on_every_backend
 def test_json_has_one_object_per_file_with_the_evidence(setup: tuple[str, Path, Path]) -> None:
     db, listed, other = setup
     result = lk("match", "--json", "--db", db, listed, other)
@@ -94,6 +116,7 @@ def test_text_output_shows_each_file_and_each_match(setup: tuple[str, Path, Path
     assert result.stderr == ""
 
 
+@on_every_backend
 def test_no_match_exits_0(setup: tuple[str, Path, Path]) -> None:
     db, _, other = setup
     result = lk("match", "--db", db, other)

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from conftest import PhotoWriter, encode_photo, synthetic_photo
 from lightkeeper.banks import BankStore
+from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.main import main
 from lightkeeper.cli.scan_command import CSV_COLUMNS
@@ -30,8 +33,27 @@ def lk(*args: str | Path) -> Result:
 
 
 @pytest.fixture
-def tree(tmp_path: Path, write_photo: PhotoWriter) -> tuple[str, Path]:
-    """A store with a bank holding one photo's PDQ, and a tree of 6 files under "photos"."""
+def tree(
+    request: pytest.FixtureRequest, tmp_path: Path, write_photo: PhotoWriter
+) -> Iterator[tuple[str, Path]]:
+    """A store with a bank holding one photo's PDQ, and a tree of 6 files under "photos".
+
+    The store is an SQLite file, or under `on_every_backend` a PostgreSQL database as well.
+    """
+    backend = getattr(request, "param", "sqlite")
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            db = str(tmp_path / "banks.db")
+        else:
+            db = stack.enter_context(temporary_database(backend, migrated=True))
+        yield _populate(db, tmp_path, write_photo)
+
+
+#: Runs a test once per backend (see `tree`).
+on_every_backend = pytest.mark.parametrize("tree", backends(), indirect=True)
+
+
+def _populate(db: str, tmp_path: Path, write_photo: PhotoWriter) -> tuple[str, Path]:
     root = tmp_path / "photos"
     (root / "sub" / ".hidden").mkdir(parents=True)
     listed = write_photo("jpeg", width=400, height=300, seed=1, name="listed.jpg")
@@ -42,7 +64,6 @@ def tree(tmp_path: Path, write_photo: PhotoWriter) -> tuple[str, Path]:
     (root / "sub" / "listed-copy.jpg").write_bytes(listed.read_bytes())
     (root / "readme.txt").write_text("not a picture\n")
     (root / "z.jpg").write_bytes(listed.read_bytes()[:2000])  # truncated
-    db = str(tmp_path / "banks.db")
     with BankStore.open(db) as store:
         store.create_bank("listed")
         store.add_entry("listed", "pdq", str(hash_file(listed)["pdq"]))
@@ -53,6 +74,7 @@ def records(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@on_every_backend
 def test_scan_writes_one_record_per_file_and_a_summary(
     tree: tuple[str, Path], tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from conftest import SHARED_DIR, encode_photo, synthetic_photo
 from lightkeeper import hash_bytes
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.testing import backends, temporary_store
-from lightkeeper.errors import InvalidSignal
+from lightkeeper.errors import InvalidSignal, LightkeeperError
 from lightkeeper.matching import IndexFollower, Match, Matcher, MatchResult
 
 VECTORS = SHARED_DIR / "pdq-vectors"
@@ -192,6 +192,7 @@ def two_threshold_matcher() -> Iterator[Matcher]:
         store.create_bank("t31")
         store.add_entry("t8", "pdq", BASE)
         store.add_entry("t31", "pdq", BASE)
+        store.add_entry("t31", "md5", f"{7:032x}")
         yield Matcher(store)
 
 
@@ -554,6 +555,7 @@ def test_the_matching_api_is_pinned() -> None:
     assert lightkeeper.matching.__all__ == [
         "AS_STORED",
         "ORIGINAL",
+        "FollowerStatus",
         "IndexFollower",
         "Match",
         "MatchResult",
@@ -570,3 +572,40 @@ def test_evidence_lets_anyone_recompute_the_distance(
     (match,) = Matcher(store).match_bytes(photo).matches
     assert match.content_value == photo_hashes["pdq"]
     assert (int(match.value, 16) ^ int(match.content_value, 16)).bit_count() == match.distance == 7
+
+
+# ---------------------------------------------------------------------------------- batches
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    picks=st.lists(
+        st.tuples(st.sampled_from(["near", "far", "exact", "bad", "unknown"]), st.integers(0, 40)),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_a_batch_matches_each_item_as_a_single_call_would(
+    two_threshold_matcher: Matcher, picks: list[tuple[str, int]]
+) -> None:
+    items: list[dict[str, object]] = []
+    for kind, bits in picks:
+        if kind == "near":
+            items.append({"pdq": flip_bits(BASE, bits, seed=bits), "pdq_quality": 90})
+        elif kind == "far":
+            items.append({"pdq": flip_bits(BASE, 100 + bits, seed=bits)})
+        elif kind == "exact":
+            items.append({"md5": f"{bits:032x}"})
+        elif kind == "bad":
+            items.append({"pdq": "xyz"})
+        else:
+            items.append({"pdq": BASE, "pdq_quality": bits})  # quality below and above floors
+    batch = two_threshold_matcher.match_many(items)
+    assert len(batch) == len(items)
+    for item, result in zip(items, batch, strict=True):
+        try:
+            single = two_threshold_matcher.match_hashes(item)
+        except LightkeeperError as exc:
+            assert result.error_type == exc.code and not result.matches
+            continue
+        assert result == single

@@ -14,11 +14,18 @@
     │   └── ListFormatError        a hash-list file is not in a format we read (header, XML …)
     ├── IndexFileError             an index file is damaged, truncated, foreign or too new
     ├── PluginError                a signal-type plug-in is broken or clashes with another
-    └── StoreError                 (banks, issue 3) the store cannot do what was asked
-        ├── NotFound
-        ├── Conflict
-        ├── InvalidRequest         a bank name, kind, threshold or option not allowed
-        └── StoreBusy              the database stayed locked by another writer
+    ├── StoreError                 (banks) the store cannot do what was asked
+    │   ├── NotFound
+    │   ├── Conflict
+    │   ├── InvalidRequest         a bank name, kind, threshold or option not allowed
+    │   ├── StoreBusy              the database stayed locked by another writer
+    │   └── StoreUnavailable       no database server could be started or reached
+    └── ServiceError               (HTTP service) a request the service refuses
+        ├── Unauthenticated        no API key, or one that is unknown or revoked (401)
+        ├── Forbidden              the key lacks the scope the route needs (403)
+        ├── RateLimited            the key is over its rate limit (429, with Retry-After)
+        ├── PayloadTooLarge        the request body is over the service's limit (413)
+        └── BadUpload              no file where one was expected, or a malformed body (400)
 
 Each class carries `code`, a short stable identifier used in JSON output and HTTP
 bodies, and `http_status` for the service layer, so that one handler maps them all.
@@ -136,3 +143,46 @@ class StoreBusy(StoreError):
 
     code = "store_busy"
     http_status = 503
+
+
+class StoreUnavailable(StoreError):
+    """No database server could be started or reached: binaries missing, start-up failed."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
+class ServiceError(LightkeeperError):
+    """A request the HTTP service refuses before any work is done."""
+
+    code = "service_error"
+    http_status = 400
+
+
+class Unauthenticated(ServiceError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    http_status = 403
+
+
+class RateLimited(ServiceError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class BadUpload(ServiceError):
+    code = "bad_upload"
+    http_status = 400

@@ -114,6 +114,10 @@ def write(engine: Engine, work: Callable[[Connection], T]) -> T:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
                     if conn.dialect.name == "postgresql":
+                        # Wait for the lock as long as SQLite's busy timeout, not forever.
+                        conn.exec_driver_sql(
+                            f"SET LOCAL lock_timeout = '{int(BUSY_TIMEOUT_S * 1000)}ms'"
+                        )
                         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
                     return work(conn)
         except OperationalError as exc:

@@ -9,7 +9,14 @@ from typing import Any, cast
 
 from sqlalchemy import Row, Select, Table, func, select
 
-from lightkeeper.banks.models import BankRow, ChangeRow, EntryRow, ImportRunRow, ThresholdRow
+from lightkeeper.banks.models import (
+    BankRow,
+    ChangeRow,
+    EntryRow,
+    ImportRunRow,
+    StoreMetaRow,
+    ThresholdRow,
+)
 from lightkeeper.banks.records import (
     Bank,
     BankKind,
@@ -25,6 +32,7 @@ THRESHOLDS = cast(Table, ThresholdRow.__table__)
 ENTRIES = cast(Table, EntryRow.__table__)
 CHANGES = cast(Table, ChangeRow.__table__)
 RUNS = cast(Table, ImportRunRow.__table__)
+META = cast(Table, StoreMetaRow.__table__)
 
 #: Entry fields that come from a list and are replaced when the list is imported again.
 ENTRY_META = ("list_name", "list_version", "external_id", "classification", "note")

@@ -20,6 +20,13 @@ convention so that Alembic can alter them on both.
   would double the database for nothing). No foreign key: the log outlives deleted banks.
 - ``import_runs``: one row per list import, so that an import cut short by a crash is visible
   as ``running``/``failed`` with the counts it reached.
+- ``store_meta``: key/value facts about the store itself; ``instance_id`` (random, set when
+  the schema is created) tells index snapshots of this store from those of another.
+- ``api_keys``: the HTTP service's keys. Only the SHA-256 of each key is kept (keys are 256
+  random bits, so a fast hash is as safe as a slow one and costs microseconds per request),
+  with the key's first characters to recognise it in listings, its scopes and its rate limit.
+- ``audit_events``: who changed what, when — every bank change, key creation and revocation.
+  Details are a short JSON text (counts, ids), never a list's hash values in bulk.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -187,3 +195,39 @@ class ImportRunRow(Base):
     invalid: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class StoreMetaRow(Base):
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Space-separated scope names.
+    scopes: Mapped[str] = mapped_column(Text)
+    #: Requests per second this key may make (None: the service's default).
+    rate_limit: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    #: JSON text (portable: no JSON column type).
+    details: Mapped[str] = mapped_column(Text)

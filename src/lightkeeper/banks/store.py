@@ -28,6 +28,7 @@ from lightkeeper.banks._rows import (
     BANKS,
     CHANGES,
     ENTRIES,
+    META,
     RUNS,
     THRESHOLDS,
     change_row,
@@ -38,6 +39,7 @@ from lightkeeper.banks._rows import (
     to_entry,
     to_import_run,
 )
+from lightkeeper.banks.audit import record
 from lightkeeper.banks.records import (
     Bank,
     BankKind,
@@ -79,6 +81,7 @@ class BankStore:
 
     def __init__(self, engine: Engine, url: str) -> None:
         self._engine = engine
+        self._instance_id: str | None = None
         #: Where the store is, for messages: the URL with any password masked.
         self.url = make_url(url).render_as_string(hide_password=True)
 
@@ -112,6 +115,15 @@ class BankStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def instance_id(self) -> str:
+        """A random id fixed when this store was created: tells its files (index snapshots)
+        from those of another store."""
+        if self._instance_id is None:
+            query = select(META.c.value).where(META.c.key == "instance_id")
+            self._instance_id = str(self._read(lambda conn: conn.execute(query).scalar_one()))
+        return self._instance_id
 
     @property
     def engine(self) -> Engine:
@@ -171,6 +183,13 @@ class BankStore:
                     ],
                 )
             conn.execute(insert(CHANGES), change_row(bank_id, None, "bank", now))
+            record(
+                conn,
+                "bank.create",
+                f"bank:{name}",
+                {"kind": kind, "enabled": enabled, "thresholds": overrides},
+                at=now,
+            )
 
         try:
             self._write(work)
@@ -250,6 +269,13 @@ class BankStore:
                         )
                     )
             conn.execute(insert(CHANGES), change_row(bank_id, None, "bank", now))
+            record(
+                conn,
+                "bank.update",
+                f"bank:{name}",
+                {**values, "thresholds": overrides} if overrides else values,
+                at=now,
+            )
 
         try:
             self._write(work)
@@ -281,6 +307,7 @@ class BankStore:
             deleted = conn.execute(delete(ENTRIES).where(ENTRIES.c.bank_id == bank_id)).rowcount
             conn.execute(delete(BANKS).where(BANKS.c.id == bank_id))  # thresholds, runs cascade
             conn.execute(insert(CHANGES), change_row(bank_id, None, "bank", now))
+            record(conn, "bank.delete", f"bank:{name}", {"entries": deleted}, at=now)
             return int(deleted)
 
         return self._write(work)
@@ -354,7 +381,21 @@ class BankStore:
         todo = _bulk.plans(ops)
 
         def work(conn: Connection) -> WriteReport:
-            report = _bulk.apply(conn, _bank_id(conn, bank), todo, _now())
+            now = _now()
+            report = _bulk.apply(conn, _bank_id(conn, bank), todo, now)
+            if report.added or report.updated or report.removed:
+                record(
+                    conn,
+                    "entries.write",
+                    f"bank:{bank}",
+                    {
+                        "added": report.added,
+                        "updated": report.updated,
+                        "removed": report.removed,
+                        "import_run": import_run,
+                    },
+                    at=now,
+                )
             if import_run is not None:
                 conn.execute(
                     update(RUNS)
@@ -375,13 +416,15 @@ class BankStore:
 
         def work(conn: Connection) -> Entry:
             entry = _load_entry(conn, entry_id)
+            now = _now()
             conn.execute(delete(ENTRIES).where(ENTRIES.c.id == entry_id))
             conn.execute(
                 insert(CHANGES),
                 change_row(
-                    entry.bank_id, entry.id, "remove", _now(), (entry.signal_type, entry.value)
+                    entry.bank_id, entry.id, "remove", now, (entry.signal_type, entry.value)
                 ),
             )
+            record(conn, "entry.remove", f"bank:{entry.bank}", {"entry_id": entry_id}, at=now)
             return entry
 
         return self._write(work)
@@ -412,6 +455,13 @@ class BankStore:
                 .values(enabled=enabled, disabled_until=disabled_until, updated_at=now)
             )
             conn.execute(insert(CHANGES), change_row(entry.bank_id, entry_id, "update", now))
+            record(
+                conn,
+                "entry.enable" if enabled and disabled_until is None else "entry.disable",
+                f"bank:{entry.bank}",
+                {"entry_id": entry_id, "until": disabled_until},
+                at=now,
+            )
             return _load_entry(conn, entry_id)
 
         return self._write(work)
@@ -467,16 +517,18 @@ class BankStore:
         *,
         signal_type: str | None = None,
         page_size: int = 10_000,
+        after_id: int = 0,
     ) -> Iterator[Entry]:
         """Every entry of a bank (or of all banks) by id, streamed a page at a time.
 
         Each page is its own short read, so a slow consumer holds no transaction open (a
-        long read would keep SQLite from checkpointing its WAL). The pages are therefore not
+        long read would keep SQLite from checkpointing its WAL). `after_id` resumes after
+        that id (paging). The pages are therefore not
         one snapshot: to build an index, note `last_seq()` first, load this, then replay
         `changes_since` that seq; replaying a change already seen is harmless.
         """
         bank_id = None if bank is None else self._read(lambda conn: _bank_id(conn, bank))
-        after = 0
+        after = after_id
         while True:
             query = entry_select().where(ENTRIES.c.id > after)
             if bank_id is not None:
@@ -538,7 +590,7 @@ class BankStore:
         """Record that an import into `bank` begins; returns its id for `write_batch`."""
 
         def work(conn: Connection) -> int:
-            return int(
+            run_id = int(
                 conn.execute(
                     insert(RUNS).returning(RUNS.c.id),
                     {
@@ -554,6 +606,18 @@ class BankStore:
                     },
                 ).scalar_one()
             )
+            record(
+                conn,
+                "import.start",
+                f"bank:{bank}",
+                {
+                    "import_run": run_id,
+                    "format": fmt,
+                    "list_name": list_name,
+                    "list_version": list_version,
+                },
+            )
+            return run_id
 
         return self._write(work)
 
@@ -574,7 +638,17 @@ class BankStore:
                 status=status, finished_at=_now(), invalid=invalid, skipped=skipped, error=error
             )
         )
-        self._write(lambda conn: conn.execute(statement))
+
+        def work(conn: Connection) -> None:
+            conn.execute(statement)
+            record(
+                conn,
+                "import.finish",
+                f"import:{run_id}",
+                {"status": status, "invalid": invalid, "skipped": skipped, "error": error},
+            )
+
+        self._write(work)
 
     def list_imports(self, bank: str | None = None) -> list[ImportRun]:
         """Recorded imports, newest first; one cut short stays "running" (or "failed")."""

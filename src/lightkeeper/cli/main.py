@@ -20,9 +20,11 @@ from lightkeeper import __version__
 from lightkeeper.cli.bank_command import bank_group
 from lightkeeper.cli.exit_codes import ExitCode, exit_code_table
 from lightkeeper.cli.hash_command import hash_command
+from lightkeeper.cli.keys_command import keys_group
 from lightkeeper.cli.match_command import match_command
 from lightkeeper.cli.output import error
 from lightkeeper.cli.scan_command import scan_command
+from lightkeeper.cli.serve_command import serve_command
 from lightkeeper.errors import LightkeeperError, PluginError
 
 _HELP = f"""Find known abuse imagery by hash: PDQ, MD5, SHA-1 and SHA-256, hash banks, matching.
@@ -87,3 +89,5 @@ main.add_command(hash_command)
 main.add_command(bank_group)
 main.add_command(match_command)
 main.add_command(scan_command)
+main.add_command(serve_command)
+main.add_command(keys_group)

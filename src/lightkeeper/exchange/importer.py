@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -91,13 +92,16 @@ def import_list(
     list_name: str | None = None,
     list_version: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    on_start: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import the list in `stream` (binary; gzip is undone) into `bank`.
 
     `fmt` is detected from the first bytes when not given. `signal_type` names the type of
     hashes whose file does not say (``lines``, a CSV without a ``signal_type`` column).
     `list_name` and `list_version`, when given, are recorded on every entry, in place of
-    what the file says. See the module docstring for batches and failures.
+    what the file says. `on_start` is called with the import's id once its record exists
+    (a background job reports it to its caller). See the module docstring for batches and
+    failures.
     """
     head, stream = _streams.peek(stream)
     name = fmt or detect_format(head)
@@ -109,6 +113,8 @@ def import_list(
     report.import_id = run_id = store.start_import(
         bank, name, list_name=list_name, list_version=list_version
     )
+    if on_start is not None:
+        on_start(run_id)
     converter = _Converter(report, list_name, list_version)
     batch: list[EntryOp] = []
     with _BatchWriter(store, bank, run_id, report) as writer:

@@ -9,16 +9,18 @@
 
 - `Matcher` (`matcher.py`): file, bytes or hashes -> `MatchResult`.
 - `Match`, `SuppressedMatch`, `MatchResult` (`evidence.py`): what was found, with evidence.
-- `IndexFollower` (`follower.py`): the in-memory indexes, kept current from the change log.
+- `IndexFollower` (`follower.py`): the in-memory indexes, loaded from a snapshot and kept
+  current from the change log (`FollowerStatus` says how current).
 """
 
 from lightkeeper.matching.evidence import AS_STORED, ORIGINAL, Match, MatchResult, SuppressedMatch
-from lightkeeper.matching.follower import IndexFollower
+from lightkeeper.matching.follower import FollowerStatus, IndexFollower
 from lightkeeper.matching.matcher import Matcher
 
 __all__ = [
     "AS_STORED",
     "ORIGINAL",
+    "FollowerStatus",
     "IndexFollower",
     "Match",
     "MatchResult",

@@ -28,7 +28,10 @@ against the follower's index, then a check of each candidate against its own ban
   suppresses perceptual block matches only, never an exact match of the listed file itself.
 - **Current state**: every call first applies the store's change log (one cheap query when
   nothing changed), and each candidate's entry is read back from the store before it is
-  reported, so an entry removed, disabled or re-enabled by any process counts at once.
+  reported, so an entry removed, disabled or re-enabled by any process counts at once. A
+  service at thousands of requests a second makes the matcher with ``refresh_on_call=False``
+  and lets ``matcher.follower.follow()`` apply the log in the background instead; an entry
+  added anywhere is then matched within about one follow interval.
 
 Deterministic: every enabled bank is consulted, results are sorted by (bank, distance, entry
 id), and the same content against the same store always gives the same result.
@@ -37,8 +40,8 @@ id), and the same content against the same store always gives the same result.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from lightkeeper.banks import Bank, BankStore, Entry
@@ -71,17 +74,52 @@ class _Hit:
         return (self.distance, _VARIANT_RANK.get(self.variant, len(_VARIANT_RANK)))
 
 
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """One Hamming query of a content: a variant of its hash, searched within `radius`."""
+
+    signal_type: str
+    radius: int
+    variant: str
+    value: str
+    code: bytes
+    quality: int | None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One content's matching in progress: exact hits so far, Hamming queries to run."""
+
+    banks: dict[int, Bank]
+    sha256: object
+    computed: list[str] = field(default_factory=list)
+    low_quality: bool = False
+    quality: int | None = None
+    hits: dict[int, list[_Hit]] = field(default_factory=dict)
+    queries: list[_Query] = field(default_factory=list)
+
+
 class Matcher:
     """Matches content against the enabled banks of a store; see the module docstring.
 
-    Building one loads the banks' entries into memory (`IndexFollower`); keep it for the life
-    of the process and call its methods from any thread.
+    Building one loads the banks' entries into memory (`IndexFollower`: from the snapshot in
+    `snapshot_dir` when it holds a usable one, else from the store); keep it for the life of
+    the process and call its methods from any thread. With `refresh_on_call` False, matching
+    never queries the change log: call ``matcher.follower.follow()`` to keep it current.
     """
 
-    def __init__(self, store: BankStore, *, limits: MediaLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        store: BankStore,
+        *,
+        limits: MediaLimits = DEFAULT_LIMITS,
+        snapshot_dir: str | os.PathLike[str] | None = None,
+        refresh_on_call: bool = True,
+    ) -> None:
         self._store = store
         self._limits = limits
-        self._follower = IndexFollower(store)
+        self._refresh_on_call = refresh_on_call
+        self._follower = IndexFollower(store, snapshot_dir=snapshot_dir)
 
     @property
     def follower(self) -> IndexFollower:
@@ -109,7 +147,8 @@ class Matcher:
         Bytes that are not a decodable image are still matched by their exact hashes; the
         result then carries the decoding error too.
         """
-        self.refresh()
+        if self._refresh_on_call:
+            self.refresh()
         dihedral = any(b.enabled and b.match_dihedral for b in self._follower.banks.values())
         try:
             signals = hash_bytes(data, dihedral=dihedral, limits=self._limits)
@@ -124,61 +163,70 @@ class Matcher:
         value}, "md5": …, …}``. Keys that name no signal type are ignored; a malformed value
         raises `InvalidSignal`. Without ``pdq_quality`` the PDQ hash is taken as good enough.
         """
-        self.refresh()
+        if self._refresh_on_call:
+            self.refresh()
         return self._match(hashes)
+
+    def match_many(self, items: Sequence[Mapping[str, object]]) -> list[MatchResult]:
+        """`match_hashes` for many contents at once, with one index query per signal type
+        and radius for the whole batch (much faster than one call per item for large
+        batches). An item with a malformed or unknown hash gets a result with `error`
+        instead of failing the batch."""
+        if self._refresh_on_call:
+            self.refresh()
+        plans: list[_Plan | MatchResult] = []
+        for hashes in items:
+            try:
+                plans.append(self._plan(hashes))
+            except LightkeeperError as exc:
+                plans.append(MatchResult(error=str(exc), error_type=exc.code))
+        self._search_all([p for p in plans if isinstance(p, _Plan)])
+        return [p if isinstance(p, MatchResult) else self._finish(p) for p in plans]
 
     # ------------------------------------------------------------------ matching
 
     def _match(self, hashes: Mapping[str, object]) -> MatchResult:
+        plan = self._plan(hashes)
+        self._search_all([plan])
+        return self._finish(plan)
+
+    def _plan(self, hashes: Mapping[str, object]) -> _Plan:
+        """The content's signals, exact hits, and the Hamming queries still to run."""
         banks = dict(self._follower.banks)
         enabled = [bank for bank in banks.values() if bank.enabled]
-        hits: dict[int, list[_Hit]] = {}
-        computed: list[str] = []
-        low_quality = False
-        quality: int | None = None
+        plan = _Plan(banks=banks, sha256=hashes.get("sha256"))
         for name in registry.all_signal_types():
             value = hashes.get(name)
             if value is None:
                 continue
             canonical = _canonical(name, value)
-            computed.append(name)
+            plan.computed.append(name)
             kind = index_kind(name)
             if kind == "exact":
                 for entry_id in self._follower.lookup(name, canonical):
-                    hits.setdefault(entry_id, []).append(_Hit(name, 0, ORIGINAL, None, canonical))
+                    plan.hits.setdefault(entry_id, []).append(
+                        _Hit(name, 0, ORIGINAL, None, canonical)
+                    )
             elif kind == "hamming":
                 signal_quality = _quality(hashes.get(f"{name}_quality"))
-                if quality is None:
-                    quality = signal_quality
+                if plan.quality is None:
+                    plan.quality = signal_quality
                 floors = [_floor(bank, name) for bank in enabled] or [_default_floor(name)]
                 if signal_quality is not None and signal_quality < max(floors):
-                    low_quality = True
-                self._search(name, canonical, signal_quality, hashes, enabled, hits)
-        matches = self._judge(hits, banks)
-        allowed = sorted((m for m in matches if m.bank_kind == "allow"), key=Match.sort_key)
-        block = sorted((m for m in matches if m.bank_kind != "allow"), key=Match.sort_key)
-        block, suppressed = _apply_allow(block, allowed)
-        sha256 = hashes.get("sha256")
-        return MatchResult(
-            sha256=sha256 if isinstance(sha256, str) else None,
-            matches=tuple(block),
-            suppressed=suppressed,
-            allowed=tuple(allowed),
-            low_quality=low_quality,
-            quality=quality,
-            signals=tuple(computed),
-        )
+                    plan.low_quality = True
+                self._queries(plan, name, canonical, signal_quality, hashes, enabled)
+        return plan
 
-    def _search(
+    def _queries(
         self,
+        plan: _Plan,
         name: str,
         value: str,
         quality: int | None,
         hashes: Mapping[str, object],
         enabled: list[Bank],
-        hits: dict[int, list[_Hit]],
     ) -> None:
-        """Query the content's variants of a Hamming signal once, radius the widest needed."""
+        """The content's variants of a Hamming signal to query, radius the widest needed."""
         taking_part = [b for b in enabled if quality is None or quality >= _floor(b, name)]
         if not taking_part:
             return
@@ -192,13 +240,39 @@ class Matcher:
                 if variant != ORIGINAL and variant in _VARIANT_RANK:
                     variants.append((variant, _canonical(name, other)))
         radius = max(bank.threshold(name) for bank in taking_part)
-        codes = [hamming_code(v) for _, v in variants]
-        for (variant, content_value), found in zip(
-            variants, self._follower.search(name, codes, radius), strict=True
-        ):
-            for entry_id, distance in found:
-                hit = _Hit(name, distance, variant, quality, content_value)
-                hits.setdefault(entry_id, []).append(hit)
+        for variant, content_value in variants:
+            plan.queries.append(
+                _Query(name, radius, variant, content_value, hamming_code(content_value), quality)
+            )
+
+    def _search_all(self, plans: list[_Plan]) -> None:
+        """Run every plan's Hamming queries, one index call per (signal type, radius)."""
+        groups: dict[tuple[str, int], list[tuple[_Plan, _Query]]] = {}
+        for plan in plans:
+            for query in plan.queries:
+                groups.setdefault((query.signal_type, query.radius), []).append((plan, query))
+        for (name, radius), members in groups.items():
+            found = self._follower.search(name, [q.code for _, q in members], radius)
+            for (plan, query), hits in zip(members, found, strict=True):
+                for entry_id, distance in hits:
+                    hit = _Hit(name, distance, query.variant, query.quality, query.value)
+                    plan.hits.setdefault(entry_id, []).append(hit)
+
+    def _finish(self, plan: _Plan) -> MatchResult:
+        matches = self._judge(plan.hits, plan.banks)
+        allowed = sorted((m for m in matches if m.bank_kind == "allow"), key=Match.sort_key)
+        block = sorted((m for m in matches if m.bank_kind != "allow"), key=Match.sort_key)
+        block, suppressed = _apply_allow(block, allowed)
+        sha256 = plan.sha256
+        return MatchResult(
+            sha256=sha256 if isinstance(sha256, str) else None,
+            matches=tuple(block),
+            suppressed=suppressed,
+            allowed=tuple(allowed),
+            low_quality=plan.low_quality,
+            quality=plan.quality,
+            signals=tuple(plan.computed),
+        )
 
     def _judge(self, hits: dict[int, list[_Hit]], banks: Mapping[int, Bank]) -> list[Match]:
         """Each candidate checked against its entry and bank as they are now."""

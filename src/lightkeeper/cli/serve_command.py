@@ -1,0 +1,101 @@
+"""``lightkeeper serve``: the HTTP service (FastAPI on uvicorn) over the bank store."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+
+from lightkeeper.cli.bank_command import db_option
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes (each holds the index, memory-mapped from one snapshot).",
+)
+@click.option(
+    "--index-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where index snapshots are kept [default: index/ beside an SQLite store].",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.IntRange(1, 4096),
+    default=64,
+    show_default=True,
+    help="Largest request body, in MiB.",
+)
+@click.option(
+    "--max-megapixels",
+    type=click.IntRange(1, 10_000),
+    default=150,
+    show_default=True,
+    help="Largest image, in megapixels (checked before decoding).",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Requests per second per API key, for keys that set none.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@db_option
+def serve_command(
+    host: str,
+    port: int,
+    workers: int,
+    index_dir: Path | None,
+    max_upload_mb: int,
+    max_megapixels: int,
+    rate_limit: float,
+    log_level: str,
+    db: str | None,
+) -> None:
+    """Serve the matching API (/v1, HMA-compatible routes, /docs) over the bank store.
+
+    Every route but /healthz and /readyz needs an API key: create one with
+    `lightkeeper keys create`. Each worker loads the index from a snapshot and follows
+    the store's change log, so bank changes made anywhere match within a second.
+    """
+    import uvicorn
+
+    from lightkeeper.banks import resolve_database_url
+    from lightkeeper.service.settings import ServiceSettings
+
+    settings = ServiceSettings(
+        database_url=resolve_database_url(db),
+        index_dir=index_dir,
+        max_upload_bytes=max_upload_mb * 1024 * 1024,
+        max_pixels=max_megapixels * 1_000_000,
+        rate_limit=rate_limit,
+        workers=workers,
+    )
+    os.environ.update(settings.to_env())
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers write their metrics here and /metrics sums them (see service.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lightkeeper-metrics-")
+    uvicorn.run(
+        "lightkeeper.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,105 @@
+"""Who may call what: every route is closed unless it names a scope or is declared public.
+
+A route states its requirement in its OpenAPI metadata (`needs`), which also documents it.
+One dependency, installed on the whole application, enforces it for every route:
+
+- no key (``Authorization: Bearer <key>`` or ``X-API-Key: <key>``), or an unknown or revoked
+  one: 401;
+- a route that declares no requirement at all: 403 for everyone (deny by default: a route
+  added without thought is closed, not open);
+- a key without the scope: 403 (``admin`` holds every scope);
+- a key over its rate limit: 429 with ``Retry-After``.
+
+Public routes are the health probes only (``/healthz``, ``/readyz``, HMA's ``/status``),
+which reveal nothing but "up" or "not ready", and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from lightkeeper.errors import Forbidden, RateLimited, Unauthenticated
+from lightkeeper.service.keys import ApiKey
+from lightkeeper.service.ratelimit import retry_after_header
+
+SCOPE_KEY = "x-required-scope"
+PUBLIC = "public"
+#: Rate-limit tokens a request costs per hash beyond the first hundred of a batch.
+BATCH_COST_PER_HASH = 0.01
+
+
+def needs(scope: str) -> dict[str, Any]:
+    """Route metadata (`openapi_extra`) stating the scope a route requires."""
+    if scope == PUBLIC:
+        return {SCOPE_KEY: PUBLIC, "security": []}
+    return {SCOPE_KEY: scope, "security": [{"bearer": []}, {"apiKeyHeader": []}]}
+
+
+def _secret(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+def _required(request: Request) -> str | None:
+    route = request.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    value = extra.get(SCOPE_KEY)
+    return value if isinstance(value, str) else None
+
+
+async def enforce_access(request: Request) -> None:
+    """The application-wide dependency; see the module docstring."""
+    required = _required(request)
+    if required == PUBLIC:
+        return
+    secret = _secret(request)
+    if secret is None:
+        raise Unauthenticated(
+            "this route needs an API key: send 'Authorization: Bearer <key>' "
+            "(create one with `lightkeeper keys create`)"
+        )
+    runtime = request.app.state.runtime
+    key: ApiKey | None = runtime.keys.authenticate(secret)
+    if key is None:
+        raise Unauthenticated("unknown or revoked API key")
+    if required is None:
+        raise Forbidden("this route is not open to any key")
+    if not key.allows(required):
+        raise Forbidden(f"this route needs a key with the {required!r} scope")
+    request.state.key = key
+    charge(request, 1.0)
+
+
+def charge(request: Request, cost: float) -> None:
+    """Spend `cost` from the calling key's rate limit; 429 when it is spent.
+
+    One request never costs more than a full bucket in all (its charges add up), so that a
+    batch too large for the bucket still goes through when the bucket is full.
+    """
+    key: ApiKey = request.state.key
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    rate = (key.rate_limit or settings.rate_limit) / max(1, settings.workers)
+    burst = max(1.0, 2.0 * rate)
+    spent: float = getattr(request.state, "charged", 0.0)
+    cost = min(cost, max(0.0, burst - spent))
+    request.state.charged = spent + cost
+    wait = runtime.limiter.take(key.id, rate, burst, cost)
+    if wait > 0:
+        raise RateLimited(
+            f"rate limit of {key.rate_limit or settings.rate_limit:g} requests/s exceeded; "
+            f"retry after {retry_after_header(wait)} s",
+            retry_after=wait,
+        )
+
+
+def calling_key(request: Request) -> ApiKey:
+    key: ApiKey = request.state.key
+    return key

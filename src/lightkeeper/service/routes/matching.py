@@ -1,0 +1,135 @@
+"""Matching: ``POST /v1/match`` (an upload, before a platform accepts it) and ``/v1/lookup``
+(hashes computed elsewhere: one by query string, or a batch of up to 10,000 as JSON).
+
+Evidence names the bank, entry, signal type, distance, threshold, quality, variant and list
+version of every match. The entry's own hash value is left out unless the key may read
+banks (``bank:read``): hash lists are confidential, and a matching client only needs the
+hash of its own content, which the evidence carries as ``content_value``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from lightkeeper.errors import UnknownSignalType
+from lightkeeper.matching import Matcher
+from lightkeeper.matching.evidence import Match, MatchResult
+from lightkeeper.service.access import BATCH_COST_PER_HASH, calling_key, charge, needs
+from lightkeeper.service.metrics import MATCHES
+from lightkeeper.service.routes.hashing import upload_route
+from lightkeeper.service.schemas import (
+    LookupRequest,
+    LookupResponse,
+    LookupResult,
+    MatchOutcome,
+    MatchResponse,
+)
+from lightkeeper.service.uploads import read_upload
+from lightkeeper.signals import registry
+
+router = APIRouter(prefix="/v1", tags=["matching"])
+
+
+def _reveal(request: Request) -> bool:
+    return calling_key(request).allows("bank:read")
+
+
+def _count(matches: tuple[Match, ...]) -> None:
+    for match in matches:
+        MATCHES.labels(match.bank, match.signal_type).inc()
+
+
+@router.post(
+    "/match",
+    openapi_extra=upload_route("match"),
+    summary="Match an uploaded file against every enabled bank",
+)
+async def match_upload(request: Request) -> MatchResponse:
+    runtime = request.app.state.runtime
+    data = await read_upload(request, runtime.settings.max_upload_bytes, ("file",))
+    matcher: Matcher = runtime.matcher
+    seq = matcher.follower.last_seq
+    result = await run_in_threadpool(matcher.match_bytes, data)
+    _count(result.matches)
+    return MatchResponse(
+        decision="reject" if result.matched else "accept",
+        sha256=result.sha256,
+        signals=list(result.signals),
+        index_seq=seq,
+        error=result.error,
+        error_type=result.error_type,
+        **MatchOutcome.fields_of(result, _reveal(request)),
+    )
+
+
+def _query(signal_type: str, value: str, quality: int | None) -> Mapping[str, object]:
+    hashes: dict[str, object] = {signal_type: value}
+    if quality is not None:
+        hashes[f"{signal_type}_quality"] = quality
+    return hashes
+
+
+def _lookup(
+    matcher: Matcher, items: list[tuple[str, str, int | None]], reveal: bool
+) -> list[LookupResult]:
+    """Each item's outcome, in request order; an item naming no registered signal type gets
+    that error (the matcher itself skips names it does not know)."""
+    unknown: dict[int, UnknownSignalType] = {}
+    for i, (signal_type, _, _) in enumerate(items):
+        try:
+            registry.get(signal_type)
+        except UnknownSignalType as exc:
+            unknown[i] = exc
+    queries = [{} if i in unknown else _query(*item) for i, item in enumerate(items)]
+    results = matcher.match_many(queries)
+    out = []
+    for i, ((signal_type, value, _), result) in enumerate(zip(items, results, strict=True)):
+        if i in unknown:
+            result = MatchResult(error=unknown[i].message, error_type=unknown[i].code)
+        _count(result.matches)
+        out.append(
+            LookupResult(
+                signal_type=signal_type,
+                value=value,
+                error=result.error,
+                error_type=result.error_type,
+                **MatchOutcome.fields_of(result, reveal),
+            )
+        )
+    return out
+
+
+@router.get(
+    "/lookup",
+    openapi_extra=needs("lookup"),
+    summary="Look up one hash",
+)
+async def lookup_one(
+    request: Request,
+    signal_type: str = Query(min_length=1, max_length=32, description="pdq, md5, sha256 …"),
+    value: str = Query(min_length=1, max_length=4096, description="The hash"),
+    quality: int | None = Query(None, ge=0, le=100, description="PDQ quality, when known"),
+) -> LookupResponse:
+    # One hash: a malformed one is the request's error (422; 404 for an unknown signal type).
+    registry.get(signal_type).normalize(value)
+    matcher: Matcher = request.app.state.runtime.matcher
+    seq = matcher.follower.last_seq
+    results = _lookup(matcher, [(signal_type, value, quality)], _reveal(request))
+    return LookupResponse(results=results, index_seq=seq)
+
+
+@router.post(
+    "/lookup",
+    openapi_extra=needs("lookup"),
+    summary="Look up a batch of up to 10,000 hashes",
+)
+async def lookup_batch(request: Request, body: LookupRequest) -> LookupResponse:
+    charge(request, max(0.0, (len(body.hashes) - 100) * BATCH_COST_PER_HASH))
+    matcher: Matcher = request.app.state.runtime.matcher
+    seq = matcher.follower.last_seq
+    items = [(h.signal_type, h.value, h.quality) for h in body.hashes]
+    results: list[LookupResult] = await run_in_threadpool(_lookup, matcher, items, _reveal(request))
+    return LookupResponse(results=results, index_seq=seq)

@@ -1,0 +1,140 @@
+"""The service's settings, each from one environment variable with a documented default.
+
+`lightkeeper serve` sets them from its options; worker processes started by uvicorn read the
+same environment, so every worker runs with the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lightkeeper.banks.settings import (
+    DATABASE_URL,
+    DEFAULT_DATA_DIR,
+    resolve_database_url,
+    sqlite_path,
+)
+from lightkeeper.banks.settings import Setting as Setting
+from lightkeeper.media.decode import DEFAULT_LIMITS, MediaLimits
+
+INDEX_DIR = Setting(
+    "index_dir",
+    "LIGHTKEEPER_INDEX_DIR",
+    "index/ beside an SQLite store, else ./lightkeeper-data/index",
+    "Where index snapshots are kept (each worker loads one, then follows the change log).",
+)
+MAX_UPLOAD_BYTES = Setting(
+    "max_upload_bytes",
+    "LIGHTKEEPER_MAX_UPLOAD_BYTES",
+    str(64 * 1024 * 1024),
+    "Largest request body accepted, in bytes (larger ones get 413 before being read).",
+)
+MAX_PIXELS = Setting(
+    "max_pixels",
+    "LIGHTKEEPER_MAX_PIXELS",
+    str(DEFAULT_LIMITS.max_pixels),
+    "Largest image accepted, in pixels (width x height), checked before decoding.",
+)
+RATE_LIMIT = Setting(
+    "rate_limit",
+    "LIGHTKEEPER_RATE_LIMIT",
+    "100",
+    "Requests per second allowed per API key when the key sets none (all workers together).",
+)
+WORKERS = Setting(
+    "workers",
+    "LIGHTKEEPER_WORKERS",
+    "1",
+    "Worker processes; each enforces its share of every key's rate limit.",
+)
+FOLLOW_INTERVAL = Setting(
+    "follow_interval",
+    "LIGHTKEEPER_FOLLOW_INTERVAL",
+    "0.2",
+    "Seconds between reads of the change log (bank changes reach every worker within it).",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    DATABASE_URL,
+    INDEX_DIR,
+    MAX_UPLOAD_BYTES,
+    MAX_PIXELS,
+    RATE_LIMIT,
+    WORKERS,
+    FOLLOW_INTERVAL,
+)
+
+#: Most hashes in one batched lookup.
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    database_url: str = field(default_factory=resolve_database_url)
+    index_dir: Path | None = None
+    max_upload_bytes: int = int(MAX_UPLOAD_BYTES.default)
+    max_pixels: int = DEFAULT_LIMITS.max_pixels
+    rate_limit: float = float(RATE_LIMIT.default)
+    workers: int = 1
+    follow_interval: float = float(FOLLOW_INTERVAL.default)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if environ is None else environ
+
+        def get(setting: Setting) -> str | None:
+            value = env.get(setting.env)
+            return value if value else None
+
+        out = cls(database_url=resolve_database_url(None, env))
+        changes: dict[str, object] = {}
+        if (v := get(INDEX_DIR)) is not None:
+            changes["index_dir"] = Path(v)
+        for setting, kind in (
+            (MAX_UPLOAD_BYTES, int),
+            (MAX_PIXELS, int),
+            (RATE_LIMIT, float),
+            (WORKERS, int),
+            (FOLLOW_INTERVAL, float),
+        ):
+            if (v := get(setting)) is not None:
+                try:
+                    changes[setting.name] = kind(v)
+                except ValueError:
+                    raise ValueError(f"{setting.env}={v!r} is not a number") from None
+        return replace(out, **changes)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives worker processes these settings."""
+        env = {
+            DATABASE_URL.env: self.database_url,
+            MAX_UPLOAD_BYTES.env: str(self.max_upload_bytes),
+            MAX_PIXELS.env: str(self.max_pixels),
+            RATE_LIMIT.env: str(self.rate_limit),
+            WORKERS.env: str(self.workers),
+            FOLLOW_INTERVAL.env: str(self.follow_interval),
+        }
+        if self.index_dir is not None:
+            env[INDEX_DIR.env] = str(self.index_dir)
+        return env
+
+    @property
+    def snapshot_dir(self) -> Path | None:
+        """Where index snapshots go: None for an in-memory store (tests)."""
+        if self.index_dir is not None:
+            return self.index_dir
+        if self.database_url.startswith("sqlite"):
+            path = sqlite_path(self.database_url)
+            return None if path is None else path.parent / "index"
+        return DEFAULT_DATA_DIR / "index"
+
+    @property
+    def media_limits(self) -> MediaLimits:
+        return replace(
+            DEFAULT_LIMITS,
+            max_pixels=self.max_pixels,
+            max_bytes=min(DEFAULT_LIMITS.max_bytes, self.max_upload_bytes),
+        )
