@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the build and the tests need when they are missing
 # (Debian/Ubuntu, as root): a C compiler and Python's headers for the compiled cores, venv
-# support, and PostgreSQL's server binaries (initdb, postgres), with which the tests start a
-# throwaway server of their own (lightkeeper/banks/pgserver.py). The package's own cluster is
+# support, curl (the README's first request), and PostgreSQL's server binaries (initdb,
+# postgres), with which the tests start a throwaway server of their own
+# (lightkeeper/banks/pgserver.py). The package's own cluster is
 # neither created nor started: nothing listens on port 5432 afterwards.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
@@ -26,6 +27,8 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
   || missing+=(python3-dev)
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 have_postgres_server || missing+=(postgresql)
+# The README's first request (tests/test_readme_service.py runs it).
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
