@@ -23,6 +23,7 @@ hostile XML, 64-hex hashes of unnamed type) stops the import, with `ListFormatEr
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -172,8 +173,14 @@ class _BatchWriter:
 
     def write(self, batch: list[EntryOp]) -> None:
         self.wait()
+        # In the caller's context, so the audit trail names whoever the caller acts as.
         self.pending = self.pool.submit(
-            self.store.write_batch, self.bank, batch, validated=True, import_run=self.run_id
+            contextvars.copy_context().run,
+            self.store.write_batch,
+            self.bank,
+            batch,
+            validated=True,
+            import_run=self.run_id,
         )
 
     def wait(self) -> None:

@@ -16,15 +16,19 @@ which reveal nothing but "up" or "not ready", and the OpenAPI document.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Set
 from typing import Any
 
 from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lightkeeper.errors import Forbidden, RateLimited, Unauthenticated
 from lightkeeper.service.keys import ApiKey
 from lightkeeper.service.ratelimit import retry_after_header
 
 SCOPE_KEY = "x-required-scope"
+#: Where the authenticated key is kept in the ASGI scope for the rest of the request.
+_KEY_SCOPE = "lightkeeper.key"
 PUBLIC = "public"
 #: Rate-limit tokens a request costs per hash beyond the first hundred of a batch.
 BATCH_COST_PER_HASH = 0.01
@@ -54,21 +58,53 @@ def _required(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def enforce_access(request: Request) -> None:
-    """The application-wide dependency; see the module docstring."""
-    required = _required(request)
-    if required == PUBLIC:
-        return
+def authenticate(request: Request) -> ApiKey:
+    """The calling key; `Unauthenticated` without one, or with one unknown or revoked."""
+    found: ApiKey | None = request.scope.get(_KEY_SCOPE)
+    if found is not None:
+        return found
     secret = _secret(request)
     if secret is None:
         raise Unauthenticated(
             "this route needs an API key: send 'Authorization: Bearer <key>' "
             "(create one with `lightkeeper keys create`)"
         )
-    runtime = request.app.state.runtime
-    key: ApiKey | None = runtime.keys.authenticate(secret)
+    key: ApiKey | None = request.app.state.runtime.keys.authenticate(secret)
     if key is None:
         raise Unauthenticated("unknown or revoked API key")
+    request.scope[_KEY_SCOPE] = key
+    return key
+
+
+class AuthenticateFirst:
+    """Refuses (401) a request without a valid key before anything reads its body, except on
+    the public paths: a caller without a key learns nothing from how its body is parsed, and
+    costs no parsing."""
+
+    def __init__(self, app: ASGIApp, public_paths: Callable[[], Set[str]]) -> None:
+        self.app = app
+        self.public_paths = public_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.public_paths():
+            request = Request(scope, receive)
+            try:
+                authenticate(request)
+            except Unauthenticated as exc:
+                from lightkeeper.service.app import error_response
+
+                response = error_response(request, exc.http_status, exc.code, exc.message)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def enforce_access(request: Request) -> None:
+    """The application-wide dependency; see the module docstring."""
+    required = _required(request)
+    if required == PUBLIC:
+        return
+    key = authenticate(request)
     if required is None:
         raise Forbidden("this route is not open to any key")
     if not key.allows(required):

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lightkeeper import __version__
 from lightkeeper.errors import LightkeeperError, RateLimited
-from lightkeeper.service.access import enforce_access
+from lightkeeper.service.access import PUBLIC, SCOPE_KEY, AuthenticateFirst, enforce_access
 from lightkeeper.service.metrics import install_metrics
 from lightkeeper.service.ratelimit import retry_after_header
 from lightkeeper.service.runtime import Runtime
@@ -100,10 +100,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     for module in (hashing, matching, banks, status, hma):
         app.include_router(module.router)
-    install_metrics(app)
+    app.add_middleware(AuthenticateFirst, public_paths=lambda: _public_paths(app))
     app.add_middleware(BodyLimit, limit=chosen.max_upload_bytes)
+    install_metrics(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _public_paths(app: FastAPI) -> frozenset[str]:
+    """Paths served without a key: routes declared public, and the API's own documentation."""
+    cached: frozenset[str] | None = getattr(app.state, "public_paths", None)
+    if cached is None:
+        # From the OpenAPI document: every route with its metadata, however routers nest.
+        declared = {
+            path
+            for path, operations in app.openapi().get("paths", {}).items()
+            if all(op.get(SCOPE_KEY) == PUBLIC for op in operations.values())
+        }
+        docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+        cached = frozenset(declared | {path for path in docs if path})
+        app.state.public_paths = cached
+    return cached
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
