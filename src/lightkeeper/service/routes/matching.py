@@ -10,8 +10,10 @@ hash of its own content, which the evidence carries as ``content_value``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from lightkeeper.errors import UnknownSignalType
@@ -23,7 +25,6 @@ from lightkeeper.service.routes.hashing import upload_route
 from lightkeeper.service.schemas import (
     LookupRequest,
     LookupResponse,
-    LookupResult,
     MatchOutcome,
     MatchResponse,
 )
@@ -72,9 +73,40 @@ def _query(signal_type: str, value: str, quality: int | None) -> Mapping[str, ob
     return hashes
 
 
+def _evidence(match: Match, reveal: bool) -> dict[str, Any]:
+    out = match.to_dict()
+    if not reveal:
+        out["value"] = None
+    return out
+
+
+def _outcome(signal_type: str, value: str, result: MatchResult, reveal: bool) -> dict[str, Any]:
+    """A `LookupResult` as plain JSON. Built directly, not through pydantic: a batch of
+    10,000 would otherwise spend more time building and re-validating models than matching
+    (the response model still documents it, and the tests check the shape)."""
+    return {
+        "signal_type": signal_type,
+        "value": value,
+        "matched": result.matched,
+        "matches": [_evidence(m, reveal) for m in result.matches],
+        "suppressed": [
+            {
+                "match": _evidence(s.match, reveal),
+                "suppressed_by": _evidence(s.suppressed_by, reveal),
+            }
+            for s in result.suppressed
+        ],
+        "allowed": [_evidence(m, reveal) for m in result.allowed],
+        "low_quality": result.low_quality,
+        "quality": result.quality,
+        "error": result.error,
+        "error_type": result.error_type,
+    }
+
+
 def _lookup(
     matcher: Matcher, items: list[tuple[str, str, int | None]], reveal: bool
-) -> list[LookupResult]:
+) -> list[dict[str, Any]]:
     """Each item's outcome, in request order; an item naming no registered signal type gets
     that error (the matcher itself skips names it does not know)."""
     unknown: dict[int, UnknownSignalType] = {}
@@ -90,15 +122,7 @@ def _lookup(
         if i in unknown:
             result = MatchResult(error=unknown[i].message, error_type=unknown[i].code)
         _count(result.matches)
-        out.append(
-            LookupResult(
-                signal_type=signal_type,
-                value=value,
-                error=result.error,
-                error_type=result.error_type,
-                **MatchOutcome.fields_of(result, reveal),
-            )
-        )
+        out.append(_outcome(signal_type, value, result, reveal))
     return out
 
 
@@ -106,30 +130,32 @@ def _lookup(
     "/lookup",
     openapi_extra=needs("lookup"),
     summary="Look up one hash",
+    response_model=LookupResponse,
 )
 async def lookup_one(
     request: Request,
     signal_type: str = Query(min_length=1, max_length=32, description="pdq, md5, sha256 …"),
     value: str = Query(min_length=1, max_length=4096, description="The hash"),
     quality: int | None = Query(None, ge=0, le=100, description="PDQ quality, when known"),
-) -> LookupResponse:
+) -> Response:
     # One hash: a malformed one is the request's error (422; 404 for an unknown signal type).
     registry.get(signal_type).normalize(value)
     matcher: Matcher = request.app.state.runtime.matcher
     seq = matcher.follower.last_seq
     results = _lookup(matcher, [(signal_type, value, quality)], _reveal(request))
-    return LookupResponse(results=results, index_seq=seq)
+    return JSONResponse({"results": results, "index_seq": seq})
 
 
 @router.post(
     "/lookup",
     openapi_extra=needs("lookup"),
     summary="Look up a batch of up to 10,000 hashes",
+    response_model=LookupResponse,
 )
-async def lookup_batch(request: Request, body: LookupRequest) -> LookupResponse:
+async def lookup_batch(request: Request, body: LookupRequest) -> Response:
     charge(request, max(0.0, (len(body.hashes) - 100) * BATCH_COST_PER_HASH))
     matcher: Matcher = request.app.state.runtime.matcher
     seq = matcher.follower.last_seq
     items = [(h.signal_type, h.value, h.quality) for h in body.hashes]
-    results: list[LookupResult] = await run_in_threadpool(_lookup, matcher, items, _reveal(request))
-    return LookupResponse(results=results, index_seq=seq)
+    results = await run_in_threadpool(_lookup, matcher, items, _reveal(request))
+    return JSONResponse({"results": results, "index_seq": seq})
