@@ -1,6 +1,6 @@
 """Run every benchmark in bench/ one after another (`make bench`); each writes its own results.
 
-python bench/run.py [NAME ...]      # names: hashing, index, import, scan (default: all)
+python bench/run.py [NAME ...]      # names: hashing, index, import, scan, service (default: all)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ BENCHES = {
     "index": [sys.executable, str(HERE / "index_bench.py")],
     "import": [sys.executable, str(HERE / "import_bench.py")],
     "scan": [sys.executable, str(HERE / "scan_bench.py")],
+    "service": [sys.executable, str(HERE / "service_bench.py")],
 }
 
 
