@@ -192,9 +192,11 @@ def parse_multipart(content_type: str, body: bytes) -> list[Part]:
     return parts
 
 
-async def read_upload(request: Request, limit: int, field_names: tuple[str, ...] = ()) -> bytes:
+async def read_upload(
+    request: Request, limit: int, field_names: tuple[str, ...] = (), *, allow_empty: bool = False
+) -> bytes:
     """The uploaded file: the first file part of a multipart body (or the part named one of
-    `field_names`), else the raw body. An empty upload is refused."""
+    `field_names`), else the raw body. An empty upload is refused unless `allow_empty`."""
     body = await read_body(request, limit)
     if is_multipart(request):
         parts = parse_multipart(request.headers["content-type"], body)
@@ -207,6 +209,6 @@ async def read_upload(request: Request, limit: int, field_names: tuple[str, ...]
         data = bytes(chosen.data)
     else:
         data = body
-    if not data:
+    if not data and not allow_empty:
         raise BadUpload("the upload is empty")
     return data

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from lightkeeper.banks import BankStore, NewEntry
 from lightkeeper.banks.audit import acting_as, list_events
 from lightkeeper.banks.records import Entry
-from lightkeeper.errors import BadUpload, NotFound
+from lightkeeper.errors import NotFound
 from lightkeeper.service.access import calling_key, needs
 from lightkeeper.service.routes.hashing import upload_route
 from lightkeeper.service.schemas import (
@@ -33,12 +33,7 @@ from lightkeeper.service.schemas import (
     ImportOut,
     WriteOut,
 )
-from lightkeeper.service.uploads import (
-    MAX_IMPORT_BYTES,
-    is_multipart,
-    parse_multipart,
-    read_body,
-)
+from lightkeeper.service.uploads import MAX_IMPORT_BYTES, read_upload
 
 router = APIRouter(prefix="/v1", tags=["banks"])
 
@@ -237,15 +232,7 @@ async def start_import(
     list_version: str | None = Query(None, max_length=200, pattern=NO_NUL),
 ) -> ImportOut:
     runtime = request.app.state.runtime
-    body = await read_body(request, MAX_IMPORT_BYTES)
-    if is_multipart(request):
-        parts = parse_multipart(request.headers["content-type"], body)
-        chosen = next((p for p in parts if p.name == "file"), None) or next(
-            (p for p in parts if p.filename is not None), None
-        )
-        if chosen is None:
-            raise BadUpload("no file in the multipart body (expected 'file')")
-        body = bytes(chosen.data)
+    body = await read_upload(request, MAX_IMPORT_BYTES, ("file",), allow_empty=True)
 
     def write(handle: IO[bytes]) -> None:
         handle.write(body)
