@@ -3,8 +3,8 @@
 For each data kind and size (default: uniform and clustered, 1 M and 13.4 M codes) it builds the
 data once, computes the exact answers, then measures each competitor in turn and frees it:
 
-- lightkeeper: `HammingIndex` (build, single-query latency on one core, batch throughput on
-  every core and on one, save, load, load with mmap, memory);
+- lightkeeper: `HammingIndex` (build, single-query latency on one core, batch throughput with
+  batches of --batches queries on every core and on one, save, load, load with mmap, memory);
 - faiss: `IndexBinaryFlat.range_search` (brute force; fewer queries at large sizes);
 - threatexchange: Meta's `PDQIndex` (faiss `IndexBinaryMultiHash`, the multi-hash index behind
   HMA); and `PDQIndex2` (faiss flat float index) where it fits in memory.
@@ -12,18 +12,23 @@ data once, computes the exact answers, then measures each competitor in turn and
 Queries: half planted near-duplicates of indexed codes at distance 0..radius, half random codes.
 Every competitor's answers are compared with the exact ones (a cache-blocked linear scan, itself
 checked against NumPy brute force on a sample): a missed or extra match is reported, never hidden.
+Batches are checked on a sample of --check queries each.
 
     python bench/index_bench.py [--sizes 1000000 13400000] [--kinds uniform clustered]
-                                [--queries 1000] [--radius 31] [--only lightkeeper faiss ...]
+                                [--queries 1000] [--batches 1000 10000] [--check 200]
+                                [--radius 31] [--only lightkeeper faiss ...]
 
 Needs `pip install -e '.[bench]'` for faiss and threatexchange; a missing one is skipped.
-Writes bench/results/index.json and its section of docs/benchmarks.md.
+Writes bench/results/index.json and its section of docs/benchmarks.md. A run of some sizes,
+kinds or competitors replaces only those results: the others are kept from the previous
+index.json (each result carries the date it was measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import sys
 import tempfile
@@ -35,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
-from common import machine, percentile, write_results
+from common import RESULTS, machine, percentile, write_results
 from lightkeeper.index import HammingIndex, _hamming
 
 Results = list[list[tuple[int, int]]]
@@ -187,8 +192,37 @@ class Timer:
 # Competitors
 
 
+def batch_throughput(
+    index: HammingIndex, codes: np.ndarray, size: int, radius: int, check: int, seed: int
+) -> dict[str, Any]:
+    """Queries per second for batches of `size` fresh queries, on one core and on every core
+    (best of 3 runs each), with the answers of `check` of them compared to the exact ones."""
+    rng = np.random.default_rng(seed)
+    queries = make_queries(codes, size, radius, rng)
+    sample = np.sort(rng.choice(size, size=min(check, size), replace=False))
+    want = exact_answers(codes, queries[sample], radius)
+    out: dict[str, Any] = {"queries": size}
+    checks = []
+    for label, workers in (("1_core", 1), (f"{len(ALL_CPUS)}_cores", None)):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            got = index.search(queries, radius, workers=workers)
+            best = min(best, time.perf_counter() - start)
+            checks.append(compare([set(got[i]) for i in sample], want))
+        out[f"qps_{label}"] = round(size / best)
+    # every run is checked: "checked_queries" counts the sample once per run
+    out["exactness"] = {key: sum(c[key] for c in checks) for key in checks[0]}
+    return out
+
+
 def bench_lightkeeper(
-    codes: np.ndarray, queries: np.ndarray, radius: int, want: Results
+    codes: np.ndarray,
+    queries: np.ndarray,
+    radius: int,
+    want: Results,
+    batches: list[int],
+    check: int,
 ) -> dict[str, Any]:
     n = len(codes)
     before = rss_mb()
@@ -206,21 +240,17 @@ def bench_lightkeeper(
         return set(index.search(queries[i : i + 1], radius)[0])
 
     single, answers = latencies(one, len(queries), rounds=3)
-    with Timer() as t1:
-        batch1 = index.search(queries, radius, workers=1)
-    with Timer() as tn:
-        batchn = index.search(queries, radius)
-    assert batch1 == batchn
     out: dict[str, Any] = {
         "build_s": build.s,
         "rss_delta_mb": round(after - before, 1),
         "index_mb": round(index_mb, 1),
         "memory_x_raw": round(index_mb * 2**20 / (n * 32), 2),
         "single_query": single,
-        "batch_qps_1_core": round(len(queries) / t1.s),
-        f"batch_qps_{len(ALL_CPUS)}_cores": round(len(queries) / tn.s),
         "exactness": compare(answers, want),
-        "exactness_batch": compare([set(r) for r in batch1], want),
+        "batches": {
+            str(size): batch_throughput(index, codes, size, radius, check, seed=size)
+            for size in batches
+        },
     }
     with tempfile.TemporaryDirectory(dir=os.environ.get("LK_BENCH_TMP")) as tmp:
         path = Path(tmp) / "index.lkh"
@@ -304,10 +334,16 @@ def bench_threatexchange(
 
 
 def bench(
-    name: str, codes: np.ndarray, queries: np.ndarray, radius: int, want: Results, limit: int
+    name: str,
+    codes: np.ndarray,
+    queries: np.ndarray,
+    radius: int,
+    want: Results,
+    limit: int,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     if name == "lightkeeper":
-        return bench_lightkeeper(codes, queries, radius, want)
+        return bench_lightkeeper(codes, queries, radius, want, args.batches, args.check)
     if name == "faiss":
         return bench_faiss(codes, queries, radius, want, limit)
     return bench_threatexchange(codes, queries, radius, want, limit, name)
@@ -322,7 +358,9 @@ def main() -> int:
     )
     ap.add_argument("--sizes", type=float, nargs="+", default=[1e6, 13.4e6])
     ap.add_argument("--kinds", nargs="+", default=["uniform", "clustered"], choices=KINDS)
-    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=1000, help="single queries (latency)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1000, 10000], help="batch sizes")
+    ap.add_argument("--check", type=int, default=200, help="queries of each batch checked")
     ap.add_argument("--radius", type=int, default=31)
     ap.add_argument("--only", nargs="+", default=COMPETITORS, choices=COMPETITORS)
     ap.add_argument("--peer-queries", type=int, default=200, help="peers' queries above 2 M")
@@ -336,11 +374,36 @@ def main() -> int:
         for size in args.sizes:
             runs.append(run_one(kind, int(size), args))
             gc.collect()
+    runs = merge_runs(previous_runs(), runs)
     payload = {"machine": machine(), "runs": runs}
     markdown = table(runs)
     print(markdown)
     write_results("index", payload, markdown)
     return 0
+
+
+def previous_runs() -> list[dict[str, Any]]:
+    path = RESULTS / "index.json"
+    if not path.exists():
+        return []
+    runs: list[dict[str, Any]] = json.loads(path.read_text()).get("runs", [])
+    return runs
+
+
+def merge_runs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The previous runs with this run's results put in (by data kind, size and radius, then by
+    competitor); results and runs not measured this time stay as they were."""
+    merged = [dict(run, results=dict(run["results"])) for run in old]
+    for run in new:
+        key = (run["kind"], run["codes"], run["radius"])
+        same = [m for m in merged if (m["kind"], m["codes"], m["radius"]) == key]
+        if same:
+            same[0]["results"].update(run["results"])
+        else:
+            merged.append(run)
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    merged.sort(key=lambda r: (order.get(r["kind"], len(order)), r["codes"], r["radius"]))
+    return merged
 
 
 def run_one(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -363,9 +426,10 @@ def run_one(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
             results[name] = {"skipped": f"above --{name.lower()}-max"}
             continue
         try:
-            results[name] = bench(name, codes, queries, args.radius, want, peer_limit)
+            results[name] = bench(name, codes, queries, args.radius, want, peer_limit, args)
         except ImportError as exc:
             results[name] = {"skipped": f"not installed: {exc.name}"}
+        results[name]["date"] = time.strftime("%Y-%m-%d")
         print(f"  {name}: {results[name]}", flush=True)
         gc.collect()
     return {
@@ -378,36 +442,58 @@ def run_one(kind: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def batch_qps(res: dict[str, Any], size: int, *, one_core: bool = False) -> str:
+    """A result's queries per second for batches of `size`, as the table shows it ("" if none).
+    Results from before batches of several sizes (and peers) hold one batch of the query set."""
+    batch = res.get("batches", {}).get(str(size))
+    found = batch if batch is not None else (res if size == 1000 else {})
+    prefix = "qps_" if batch is not None else "batch_qps_"
+    for key, value in found.items():
+        if key.startswith(prefix) and ("_1_core" in key) == one_core:
+            return f"{value:,}"
+    return ""
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     lines = [
         "## Exact radius search (`bench/index_bench.py`)",
         "",
-        "| data | codes | index | p50 ms | p99 ms | batch q/s | build s | memory | missed/extra |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        "| data | codes | index | p50 ms | p99 ms | batch q/s: 1,000 | 10,000 | 10,000 on 1 core "
+        "| build s | memory | missed/extra |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in runs:
         head = f"| {run['kind']} | {run['codes']:,} "
         for name, res in run["results"].items():
             if "skipped" in res:
-                lines.append(f"{head}| {name} | skipped: {res['skipped']} ||||||")
+                lines.append(f"{head}| {name} | skipped: {res['skipped']} ||||||||")
                 continue
             single, ex = res["single_query"], res["exactness"]
-            qps = next(
-                (v for k, v in res.items() if k.startswith("batch_qps_") and "_1_" not in k), ""
-            )
+            batches = res.get("batches", {})
+            checked = [ex] + [b["exactness"] for b in batches.values()]
+            missed = sum(c["missed"] for c in checked)
+            extra = sum(c["extra"] for c in checked)
+            count = sum(c["checked_queries"] for c in checked)
+
             mem = res.get("index_mb", res["rss_delta_mb"])
             ratio = mem * 2**20 / (run["codes"] * 32)
             lines.append(
-                f"{head}| {name} | {single['p50_ms']} | {single['p99_ms']} | {qps} "
+                f"{head}| {name} | {single['p50_ms']} | {single['p99_ms']} "
+                f"| {batch_qps(res, 1000)} | {batch_qps(res, 10000)} "
+                f"| {batch_qps(res, 10000, one_core=True)} "
                 f"| {res['build_s']} | {mem:,.0f} MB ({ratio:.1f}x) "
-                f"| {ex['missed']}/{ex['extra']} in {ex['checked_queries']} queries |"
+                f"| {missed}/{extra} in {count:,} queries |"
             )
     lines += [
         "",
-        "Single queries on one core, batches on every core. Memory: the index's arrays where",
-        "known (Lightkeeper, faiss), else growth in resident memory while building (approximate).",
-        "Every answer is checked against the exact one. Lightkeeper's p99 over each query's best",
-        "of 3 runs (other processes removed from the tail) is in the JSON.",
+        "Single queries on one core; batches of 1,000 and 10,000 fresh queries on every core",
+        "(and on one), best of 3 runs, 200 queries of each batch checked in every run. faiss,",
+        "and rows without a 10,000 figure (measured before batches of several sizes), show one",
+        "batch of the single-query set in the 1,000 column (200 queries for faiss at 13.4 M).",
+        "Memory: the index's arrays where known (Lightkeeper, faiss), else growth in resident",
+        "memory while building (approximate). Every answer checked is compared with the exact",
+        "one. Lightkeeper's p99 over each query's best of 3 runs (other processes removed from",
+        "the tail) and each result's date are in the JSON.",
     ]
     return "\n".join(lines)
 

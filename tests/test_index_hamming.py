@@ -261,6 +261,232 @@ def test_batches_split_over_threads_give_the_same_answers() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Batched search: the same answers as brute force, through every path of the batched core
+
+
+@contextmanager
+def batched(threshold: int = 1) -> Iterator[None]:
+    """Send batches of `threshold` queries or more through the batched algorithm."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(hamming, "_BATCH_MIN_QUERIES", threshold)
+        yield
+
+
+def mixed_queries(
+    live: np.ndarray, gone: np.ndarray, radius: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`count` queries: near live and removed codes (0, radius, radius + 1 bits and in between),
+    random codes, and repeats of earlier queries (a batch may hold the same code twice)."""
+    out: list[np.ndarray] = []
+    pools = [p for p in (live, gone) if len(p)]
+    while len(out) < count:
+        pick = int(rng.integers(0, 4))
+        if pick == 0 and out:
+            out.append(out[int(rng.integers(0, len(out)))].copy())
+        elif pick == 1 or not pools:
+            out.append(random_codes(rng, 1)[0])
+        else:
+            pool = pools[int(rng.integers(0, len(pools)))]
+            k = int(rng.choice([0, radius, min(radius + 1, 256), int(rng.integers(0, radius + 1))]))
+            out.append(flip(pool[int(rng.integers(0, len(pool)))], k, rng))
+    return np.stack(out) if out else np.empty((0, 32), np.uint8)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 300),
+    radius=st.integers(0, 64),
+    nq=st.integers(0, 80),
+    workers=st.sampled_from([1, 3]),
+)
+@settings(max_examples=40, deadline=None)
+def test_batched_search_equals_brute_force(
+    seed: int, n: int, radius: int, nq: int, workers: int
+) -> None:
+    # A main block with tables and tombstones, a delta with new and replacing entries: what a
+    # live index looks like between merges.
+    rng = np.random.default_rng(seed)
+    codes = KINDS[list(KINDS)[seed % 3]](rng, n + 40)
+    model = {i: codes[i] for i in range(n)}
+    with strategy("tables"), batched():
+        idx = HammingIndex()
+        idx.add(np.arange(n), codes[:n])
+        idx.compact()
+        removed = rng.choice(n, size=min(n, int(rng.integers(0, 8))), replace=False).tolist()
+        idx.remove(removed)
+        gone = np.stack([model.pop(i) for i in removed]) if removed else np.empty((0, 32), np.uint8)
+        fresh = rng.integers(0, 2 * n + 20, 20)  # new ids, and ids of main rows: replacements
+        idx.add(fresh, codes[n : n + 20])
+        for i, code in zip(fresh.tolist(), codes[n : n + 20], strict=True):
+            model[i] = code
+        again = fresh[:5]  # replaced again, now in the delta
+        idx.add(again, codes[n + 20 : n + 25])
+        for i, code in zip(again.tolist(), codes[n + 20 : n + 25], strict=True):
+            model[i] = code
+        ids = np.array(sorted(model), dtype=np.int64)
+        live = np.stack([model[i] for i in ids]) if len(ids) else np.empty((0, 32), np.uint8)
+        queries = mixed_queries(live, gone, radius, nq, rng)
+        assert len(idx) == len(ids)
+        got = idx.search(queries, radius, workers=workers)
+    assert got == brute_force(ids, live, queries, radius)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 400),
+    radius=st.integers(0, 64),
+    group_bits=st.integers(0, 10),
+    join=st.sampled_from([-1, 0, 1]),
+    portable=st.booleans(),
+    workers=st.integers(1, 4),
+)
+@settings(max_examples=60, deadline=None)
+def test_every_batched_kernel_equals_brute_force(
+    seed: int, n: int, radius: int, group_bits: int, join: int, portable: bool, workers: int
+) -> None:
+    # The core's own knobs: group size (0: its cost model), the join of exact lookups (-1: its
+    # cost model), the portable kernels beside the AVX-512 ones, and the number of threads.
+    rng = np.random.default_rng(seed)
+    codes = KINDS[list(KINDS)[seed % 3]](rng, n)
+    ids = rng.permutation(n).astype(np.int64) * 5
+    with strategy("tables"):
+        idx = HammingIndex()
+        idx.add(ids, codes)
+        idx.compact()
+    queries = mixed_queries(codes, codes[:0], radius, 40, rng)
+    if radius > 40:
+        group_bits = min(group_bits, 6)  # wide thresholds try every mask of the group bits
+    got = _hamming.search_batch(
+        queries,
+        len(queries),
+        radius,
+        chunk_thresholds(radius),
+        (idx._state[0].segment(),),
+        workers,
+        group_bits,
+        join,
+        portable,
+    )
+    assert got == brute_force(ids, codes, queries, radius)
+
+
+@pytest.mark.parametrize("group_bits", [1, 4, 9, 12])
+def test_batched_lookups_at_the_edges_of_groups(group_bits: int) -> None:
+    # Chunks whose high halves sit in the first and last buckets of a group, whatever its size
+    # (0x0000, 0xffff, 0x7fff, 0x8000), found from queries whose high halves differ in exactly
+    # t bits (exact lookups) or fewer (scans), with the low-half join on and off.
+    rng = np.random.default_rng(group_bits)
+    n, radius = 300, 31
+    highs = np.array([0x0000, 0xFFFF, 0x7FFF, 0x8000], dtype=np.uint32)
+    words = (highs[rng.integers(0, 4, (n, 8))] << 16) | rng.integers(0, 1 << 16, (n, 8))
+    words[::3, :] = (words[::3, :] & 0xFFFF0000) | 7  # one low half shared by many
+    codes = words.astype("<u4").view(np.uint8).reshape(n, 32)
+    queries = words[rng.integers(0, n, 60)].copy()
+    for row in queries:
+        for c in range(8):
+            flips = rng.choice(16, size=int(rng.integers(1, 4)), replace=False)
+            row[c] ^= np.uint32(sum(1 << (16 + int(b)) for b in flips))
+    qcodes = queries.astype("<u4").view(np.uint8).reshape(-1, 32)
+    ids = np.arange(n, dtype=np.int64)
+    with strategy("tables"):
+        idx = HammingIndex()
+        idx.add(ids, codes)
+        idx.compact()
+    want = brute_force(ids, codes, qcodes, radius)
+    assert sum(map(len, want)) > 60
+    segments = (idx._state[0].segment(),)
+    t = chunk_thresholds(radius)
+    for join in (0, 1):
+        got = _hamming.search_batch(qcodes, len(qcodes), radius, t, segments, 2, group_bits, join)
+        assert got == want, join
+
+
+@pytest.mark.parametrize("kind", ["uniform", "crowded"])
+def test_batched_search_at_table_scale_equals_brute_force(kind: str) -> None:
+    # Tables built and chosen by the cost model, as in production; a batch large enough for the
+    # join of exact lookups. "crowded": a few buckets of thousands of entries (past what the AVX-512
+    # kernel holds in registers) and runs of equal low halves.
+    rng = np.random.default_rng(21)
+    n = 70_000
+    codes = random_codes(rng, n)
+    if kind == "crowded":
+        codes[:6000] = skewed_codes(rng, 6000)
+    ids = np.arange(n, dtype=np.int64) * 3
+    idx = HammingIndex()
+    idx.add(ids, codes)
+    assert idx.remove(ids[100:200]) == 100
+    idx.add(ids[300:310], random_codes(rng, 10))  # replaced: tombstone in main, row in delta
+    live = codes.copy()
+    live[300:310] = idx._state[1].codes[:10]
+    keep = np.ones(n, bool)
+    keep[100:200] = False
+    queries = mixed_queries(live[keep], codes[100:200], 31, 300, rng)
+    # brute force, once for every radius: distances over 64-bit words
+    words = live[keep].view(np.uint64)
+    dists = [np.bitwise_count(words ^ q).sum(axis=1) for q in queries.view(np.uint64)]
+    for radius in (0, 8, 24, 31):
+        assert hamming._use_tables(n, radius) is not None
+        want = []
+        for d in dists:
+            sel = np.nonzero(d <= radius)[0]
+            pairs = zip(ids[keep][sel].tolist(), d[sel].tolist(), strict=True)
+            want.append(sorted(pairs, key=lambda p: (p[1], p[0])))
+        assert idx.search(queries, radius) == want, radius
+
+
+def test_batches_around_the_switch_give_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(22)
+    codes = random_codes(rng, 70_000)
+    idx = HammingIndex()
+    idx.add(np.arange(len(codes)), codes)
+    calls: list[int] = []
+    real = _hamming.search_batch
+
+    def spy(queries: np.ndarray, nq: int, *args: object) -> list[list[tuple[int, int]]]:
+        calls.append(nq)
+        return real(queries, nq, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_hamming, "search_batch", spy)
+    limit = hamming._BATCH_MIN_QUERIES
+    queries = np.stack([flip(codes[i], i % 40, rng) for i in range(limit + 1)])
+    for nq in (limit - 1, limit, limit + 1):
+        got = idx.search(queries[:nq], 31)
+        assert got == brute_force(np.arange(len(codes)), codes, queries[:nq], 31)
+    assert calls == [limit, limit + 1]  # the batched path from the threshold on, not below
+
+
+def test_a_batch_larger_than_a_sub_batch_and_crowded_candidates() -> None:
+    # 40,000 queries (more than one sub-batch of the core) on 500 codes of which 400 are
+    # equal: every query near them has hundreds of candidates, which overflow a worker's
+    # candidate buffer more than once.
+    rng = np.random.default_rng(23)
+    codes = random_codes(rng, 500)
+    codes[100:] = codes[0]
+    queries = np.concatenate([flip(codes[0], 3, rng)[None], codes[:50]])
+    queries = queries[rng.integers(0, len(queries), 40_000)]
+    with strategy("tables"), batched():
+        idx = HammingIndex()
+        idx.add(np.arange(500), codes)
+        idx.compact()
+        got = idx.search(queries, 31)
+    distinct, back = np.unique(queries, axis=0, return_inverse=True)
+    want = brute_force(np.arange(500), codes, distinct, 31)
+    assert got == [want[i] for i in back.ravel()]
+
+
+def test_search_batch_refuses_bad_arguments() -> None:
+    codes = random_codes(np.random.default_rng(24), 3)
+    segment = (codes, np.arange(3, dtype=np.int64), np.ones(3, np.uint8), 3, None, None, None)
+    t = chunk_thresholds(8)
+    for bad in ((0, 0, -1), (1, 17, -1), (1, -1, -1), (1, 0, 2), (1, 0, -2)):
+        workers, group_bits, join = bad
+        with pytest.raises(ValueError, match="workers"):
+            _hamming.search_batch(codes, 3, 8, t, (segment,), workers, group_bits, join)
+    assert _hamming.search_batch(codes, 3, 0, t, (segment,), 2) == [[(i, 0)] for i in range(3)]
+    assert _hamming.search_batch(codes, 0, 0, t, (segment,), 2) == []
+
+
+# ---------------------------------------------------------------------------------------------
 # Updates
 
 

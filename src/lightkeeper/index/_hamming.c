@@ -29,10 +29,16 @@
  *   the candidates, their codes fetched ahead). The cost is memory latency: ~14 k random cache
  *   lines per radius-31 query at 13.4 M codes, about half a millisecond on our VMs.
  *
+ *   A batch (search_batch) makes the same visits in another order: per chunk, all the batch's
+ *   visits to a group of adjacent buckets together, groups in address order, so each line of
+ *   the tables comes from memory once per batch and the work becomes arithmetic (AVX-512 where
+ *   there is some), on worker threads of its own. See "Batched search" below.
+ *
  * Memory per code: 32 (code) + 8 (id) + 1 (alive flag) + 8 chunks x 6 bytes = 89 bytes, 2.8x
  * the raw code. Python owns every array (NumPy), so the index saves and loads as plain arrays.
  *
- * All functions release the GIL while they compute, so searches run in parallel from threads.
+ * All functions release the GIL while they compute, so searches run in parallel from threads;
+ * search_batch also starts threads of its own (POSIX threads; elsewhere it runs on one).
  * Tables are validated where they are used (bucket bounds and slots are clamped), so a crafted
  * file can at worst lose matches, never read out of bounds.
  */
@@ -42,6 +48,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define LK_THREADS 1
+#else
+#define LK_THREADS 0
+#endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -495,9 +508,10 @@ static int linear_scan(const Segment *sg, const uint8_t *qs, size_t nq, int radi
             for (size_t i = b0; i < b1; i++) {
                 const uint8_t *x = sg->codes + i * LK_CODE_BYTES;
                 int d = __builtin_popcountll(load_u64(x) ^ q0) +
-                        __builtin_popcountll(load_u64(x + 8) ^ q1) +
-                        __builtin_popcountll(load_u64(x + 16) ^ q2) +
-                        __builtin_popcountll(load_u64(x + 24) ^ q3);
+                        __builtin_popcountll(load_u64(x + 8) ^ q1);
+                if (d > radius) continue; /* half the code settles most pairs */
+                d += __builtin_popcountll(load_u64(x + 16) ^ q2) +
+                     __builtin_popcountll(load_u64(x + 24) ^ q3);
                 if (d <= radius && sg->alive[i]) {
                     if (hits_push(&outs[qi], sg->ids[i], d) < 0) return -1;
                 }
@@ -505,6 +519,863 @@ static int linear_scan(const Segment *sg, const uint8_t *qs, size_t nq, int radi
         }
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Batched search                                                                              */
+/*                                                                                             */
+/* A lone query pays a memory miss for nearly every bucket it visits (~5,600 of them at radius */
+/* 31). A batch turns the loop around, chunk by chunk:                                         */
+/*                                                                                             */
+/*   Groups. The 65,536 buckets of a chunk are cut into 2^G groups of 2^L adjacent buckets     */
+/*   (L = 16 - G); the queries are counting-sorted by the top G bits of their chunk. The       */
+/*   queries that visit group g are exactly those of the query groups g ^ m, for every G-bit  */
+/*   mask m with kh = popcount(m) <= t; each visits the buckets of g whose last L high bits    */
+/*   differ from its own in at most t - kh bits, with what is left of the budget for the low   */
+/*   half. Walking g in order, every (query, bucket) visit of the single-query search happens  */
+/*   exactly once, but all the visits to a group happen together while its low halves (a few  */
+/*   tens of kilobytes, fetched ahead) sit in cache: each line of the tables comes from DRAM    */
+/*   once per batch instead of once per visit.                                                 */
+/*                                                                                             */
+/*   Buckets. A group's visits are queued, counting-sorted by (bucket, kind of comparison) and */
+/*   done bucket by bucket: a bucket of up to 256 entries is loaded once into eight AVX-512    */
+/*   registers and each visit is a fixed run of vector operations ending in one test.          */
+/*                                                                                             */
+/*   Join. Four visits in five need the query's exact low half in a bucket, and almost all     */
+/*   find nothing. When they outnumber the entries (large batches), they are not made at all:  */
+/*   each (query, query group) pair registers its low half once, and one pass over the group's */
+/*   entries picks out the entries whose low half was registered (see join_exact).             */
+/*                                                                                             */
+/*   Verification. Candidates are collected per worker and checked in bulk, rows and codes      */
+/*   fetched ahead: the only random reads left.                                                */
+/*                                                                                             */
+/* Work is cut into units (a range of groups of one chunk; a range of queries for a segment   */
+/* without tables) that worker threads take in turn, each keeping its own hits, merged at the  */
+/* end. Queries go in sub-batches of LK_SUB_BATCH, so the scratch stays bounded: 64 bytes per  */
+/* query of a sub-batch, and per worker 34 bytes per query plus about half a megabyte: under   */
+/* 6 MB for a full sub-batch on two workers.                                                   */
+
+/* Queries per sub-batch (their index must fit the 22 bits of a queued visit). */
+#define LK_SUB_BATCH 32768
+/* Candidates a worker holds before verifying them (8 bytes each). */
+#define LK_CAND_CAP (1u << 15)
+/* Work units per chunk: enough that a few workers finish together. */
+#define LK_UNITS_PER_CHUNK 8
+/* Queries per linear-scan unit. */
+#define LK_LINEAR_UNIT 256
+/* Most worker threads one call starts. */
+#define LK_MAX_WORKERS 64
+/* Visits queued before they are sorted and done (within one group). */
+#define LK_VISIT_FLUSH 8192
+/* Buckets up to this many entries are held in registers (8 x 32 lanes). */
+#define LK_REG_ENTRIES 256
+/* Joining the exact lookups (a pass over every entry) pays when they exceed this share of the */
+/* entries (measured at 13.4 M codes: a loss at 3,000 queries, a gain from about 5,000; at   */
+/* 1 M codes a gain at 1,000). */
+#define LK_JOIN_RATIO 0.25
+/* Rows resolved (and codes fetched) this many candidates ahead during verification. */
+#define LK_BATCH_AHEAD 16
+
+typedef struct {
+    uint32_t q;   /* query, within the sub-batch */
+    uint32_t pos; /* posting within the chunk; the row once resolved */
+} BatchCand;
+
+typedef struct {
+    int32_t seg;
+    int32_t chunk;   /* -1: a linear scan of queries [lo, hi) */
+    uint32_t lo, hi; /* groups [lo, hi) of the chunk, or queries */
+} Unit;
+
+typedef struct Worker Worker;
+/* Searches groups [g0, g1) of chunk c of a segment with tables. */
+typedef int (*table_unit_fn)(Worker *w, const Segment *sg, int c, uint32_t g0, uint32_t g1);
+
+typedef struct {
+    table_unit_fn unit;
+    const Segment *segs;
+    const uint8_t *qs; /* the sub-batch's queries */
+    size_t nq;
+    int t[LK_NCHUNKS]; /* -1: chunk not searched through tables */
+    int join[LK_NCHUNKS];     /* exact lookups by join_exact */
+    int stream[LK_NCHUNKS];   /* fetch each group's low halves ahead (dense batches only) */
+    int radius;
+    int gbits, lbits;
+    /* all gbits-bit (and lbits-bit) masks ordered by popcount, with their popcounts;
+     * gupto[k]: how many have at most k bits set */
+    uint16_t *gmask, *lmask;
+    uint8_t *gpop, *lpop;
+    uint32_t gupto[17], lupto[17];
+    /* lvisit[rem * 2^lbits + j]: what turns a query's packed visit (visit_pack, budget 0) into
+     * its j-th visit of a group when rem bits of budget are left: bucket mask, kind, budget */
+    uint64_t *lvisit;
+    /* per chunk: the sub-batch's queries sorted by group, their chunk values, and where each
+     * group starts (2^gbits + 1 offsets) */
+    uint32_t *qidx[LK_NCHUNKS], *qval[LK_NCHUNKS], *qdir[LK_NCHUNKS];
+    Unit *units;
+    size_t nunits;
+    size_t next; /* next unit to take (atomic) */
+    int failed;  /* a worker ran out of memory (atomic) */
+} Plan;
+
+struct Worker {
+    Plan *plan;
+    HitVec *outs; /* per query of the sub-batch */
+    BatchCand *cand;
+    size_t ncand;
+    uint32_t *hits; /* LK_PIECE + LK_WINDOW positions from one scan */
+    /* the current group's queued visits (visit_pack), a copy sorted by bucket and kind, and
+     * the counters of that sort (4 x 2^lbits + 1) */
+    uint64_t *vis, *vis2;
+    size_t nv;
+    uint32_t *vcount;
+    /* the join of a group's exact lookups (see join_exact): its (query, query group) pairs,
+     * packed by join_pack, chained by low half (head: 4,096 chains; next: per pair), and a
+     * bitmap of their low halves (2^16 bits) */
+    uint64_t *jp;
+    uint16_t *jhead, *jnext;
+    size_t njp;
+    uint64_t *seen;
+    const Segment *sg;
+    int chunk;
+};
+
+/* All `bits`-bit masks ordered by popcount; upto[k]: how many have at most k bits set. */
+static void masks_by_popcount(int bits, uint16_t *mask, uint8_t *pop, uint32_t *upto) {
+    uint32_t count[17] = {0}, start[17];
+    const uint32_t total = 1u << bits;
+    for (uint32_t m = 0; m < total; m++) count[__builtin_popcount(m)]++;
+    uint32_t acc = 0;
+    for (int k = 0; k <= 16; k++) {
+        start[k] = acc;
+        acc += count[k];
+        upto[k] = acc;
+    }
+    for (uint32_t m = 0; m < total; m++) {
+        const int k = __builtin_popcount(m);
+        pop[start[k]] = (uint8_t)k;
+        mask[start[k]++] = (uint16_t)m;
+    }
+}
+
+/* 1 if no chunk before `chunk` is within its threshold (so this chunk reports the code). */
+static inline int first_chunk(const uint8_t *x, const uint8_t *q, int chunk, const int *t) {
+    for (int j = 0; j < chunk; j++)
+        if (__builtin_popcount(load_le32(x + 4 * j) ^ load_le32(q + 4 * j)) <= t[j]) return 0;
+    return 1;
+}
+
+/* Verify the worker's candidates (all from chunk w->chunk of segment w->sg): resolve postings
+ * to rows, then compare full codes, each fetched LK_BATCH_AHEAD candidates ahead. */
+static int batch_verify(Worker *w) {
+    const Plan *p = w->plan;
+    const Segment *sg = w->sg;
+    const int c = w->chunk;
+    const size_t n = sg->n, nc = w->ncand;
+    const uint32_t *slots = sg->slots + (size_t)c * n;
+    BatchCand *cd = w->cand;
+    w->ncand = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (i + LK_BATCH_AHEAD < nc) prefetch(slots + cd[i + LK_BATCH_AHEAD].pos);
+        cd[i].pos = slots[cd[i].pos];
+    }
+    for (size_t i = 0; i < nc && i < LK_BATCH_AHEAD; i++)
+        if (cd[i].pos < n) prefetch(sg->codes + (size_t)cd[i].pos * LK_CODE_BYTES);
+    for (size_t i = 0; i < nc; i++) {
+        if (i + LK_BATCH_AHEAD < nc && cd[i + LK_BATCH_AHEAD].pos < n)
+            prefetch(sg->codes + (size_t)cd[i + LK_BATCH_AHEAD].pos * LK_CODE_BYTES);
+        const uint32_t row = cd[i].pos;
+        if (row >= n) continue; /* a slot out of range (a damaged file): never read past n */
+        const uint8_t *x = sg->codes + (size_t)row * LK_CODE_BYTES;
+        const uint8_t *q = p->qs + (size_t)cd[i].q * LK_CODE_BYTES;
+        const int d = __builtin_popcountll(load_u64(x) ^ load_u64(q)) +
+                      __builtin_popcountll(load_u64(x + 8) ^ load_u64(q + 8)) +
+                      __builtin_popcountll(load_u64(x + 16) ^ load_u64(q + 16)) +
+                      __builtin_popcountll(load_u64(x + 24) ^ load_u64(q + 24));
+        if (d > p->radius || !first_chunk(x, q, c, p->t) || !sg->alive[row]) continue;
+        if (hits_push(&w->outs[cd[i].q], sg->ids[row], d) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Room for `more` candidates (verifying the ones held when needed). */
+static inline int cand_room(Worker *w, size_t more) {
+    return w->ncand + more > LK_CAND_CAP ? batch_verify(w) : 0;
+}
+
+static inline int cand_add(Worker *w, uint32_t q, size_t pos) {
+    if (cand_room(w, 1) < 0) return -1;
+    w->cand[w->ncand].q = q;
+    w->cand[w->ncand].pos = (uint32_t)pos;
+    w->ncand++;
+    return 0;
+}
+
+/* A queued visit, packed in 64 bits: low half (bits 0..15), budget left for it (16..23), kind
+ * of comparison (24..25: 0 equal, 1 at most one bit off, 2 a few bits off, 3 anything), bucket
+ * within the group (26..41), query (42..63). Bits 24..41 are the sort key: bucket, then kind. */
+#define LK_VISIT_KEY(v) ((uint32_t)((v) >> 24) & 0x3ffffu)
+static inline uint64_t visit_pack(uint32_t bucket, int budget, uint16_t ql, uint32_t q) {
+    const uint64_t kind = budget == 0 ? 0 : budget == 1 ? 1 : budget < 16 ? 2 : 3;
+    return (uint64_t)q << 42 | (uint64_t)bucket << 26 | kind << 24 | (uint64_t)budget << 16 | ql;
+}
+
+#if LK_X86
+#define LK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,bmi,bmi2")))
+
+/* As scan_avx2, 32 lanes at a time; the tail is a masked load, so nothing past e is read. */
+LK_AVX512 static inline size_t scan_avx512(const uint16_t *lows, size_t s, size_t e, uint16_t ql,
+                                           int budget, uint32_t *out) {
+    size_t k = 0;
+    if (budget >= 16) return scan_scalar(lows, s, e, ql, budget, out);
+    const __m512i q = _mm512_set1_epi16((short)ql);
+#define LK_EMIT512(maskexpr)                                        \
+    do {                                                            \
+        uint32_t m_ = (uint32_t)(maskexpr);                         \
+        while (m_) {                                                \
+            out[k++] = (uint32_t)(p + (unsigned)__builtin_ctz(m_)); \
+            m_ &= m_ - 1;                                           \
+        }                                                           \
+    } while (0)
+#define LK_LIVE512 ((__mmask32)_bzhi_u32(0xffffffffu, (unsigned)(e - p < 32 ? e - p : 32)))
+    if (budget == 0) {
+        for (size_t p = s; p < e; p += 32) {
+            const __mmask32 live = LK_LIVE512;
+            __m512i v = _mm512_maskz_loadu_epi16(live, lows + p);
+            LK_EMIT512(_mm512_mask_cmpeq_epi16_mask(live, v, q));
+        }
+        return k;
+    }
+    if (budget == 1) {
+        const __m512i one = _mm512_set1_epi16(1);
+        for (size_t p = s; p < e; p += 32) {
+            const __mmask32 live = LK_LIVE512;
+            __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi16(live, lows + p), q);
+            LK_EMIT512(_mm512_mask_testn_epi16_mask(live, x, _mm512_sub_epi16(x, one)));
+        }
+        return k;
+    }
+    const __m512i lut = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    const __m512i lane_lo = _mm512_set1_epi16(0x00ff);
+    const __m512i limit = _mm512_set1_epi16((short)budget);
+    for (size_t p = s; p < e; p += 32) {
+        const __mmask32 live = LK_LIVE512;
+        __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi16(live, lows + p), q);
+        __m512i lo = _mm512_and_si512(x, nib);
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), nib);
+        __m512i pc8 = _mm512_add_epi8(_mm512_shuffle_epi8(lut, lo), _mm512_shuffle_epi8(lut, hi));
+        __m512i pc16 =
+            _mm512_add_epi16(_mm512_and_si512(pc8, lane_lo), _mm512_srli_epi16(pc8, 8));
+        LK_EMIT512(_mm512_mask_cmple_epu16_mask(live, pc16, limit));
+    }
+#undef LK_LIVE512
+#undef LK_EMIT512
+    return k;
+}
+
+/* Emit the entries of a register-held bucket that visit x matches (its kind says how). */
+LK_AVX512 static int bucket_emit512(Worker *w, const __m512i *v, const __mmask32 *live, size_t s,
+                                    size_t len, uint64_t x) {
+    const uint32_t qi = (uint32_t)(x >> 42);
+    const uint32_t kind = (uint32_t)(x >> 24) & 3u;
+    const int budget = (int)((x >> 16) & 0xff);
+    const __m512i q = _mm512_set1_epi16((short)(uint16_t)x);
+    const __m512i lut = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    if (cand_room(w, len) < 0) return -1;
+    for (int i = 0; i < LK_REG_ENTRIES / 32; i++) {
+        uint32_t m = live[i];
+        if (kind == 0) {
+            m = _mm512_mask_cmpeq_epi16_mask(live[i], v[i], q);
+        } else if (kind != 3 && budget <= 3) {
+            /* popcount(d) <= budget: clearing the lowest set bit `budget` times leaves zero */
+            const __m512i one = _mm512_set1_epi16(1);
+            __m512i d = _mm512_xor_si512(v[i], q);
+            for (int b = 1; b < budget; b++) d = _mm512_and_si512(d, _mm512_sub_epi16(d, one));
+            m = _mm512_mask_testn_epi16_mask(live[i], d, _mm512_sub_epi16(d, one));
+        } else if (kind == 2) { /* popcount by nibble lookup */
+            const __m512i d = _mm512_xor_si512(v[i], q);
+            const __m512i pc8 = _mm512_add_epi8(
+                _mm512_shuffle_epi8(lut, _mm512_and_si512(d, nib)),
+                _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(d, 4), nib)));
+            const __m512i pc16 = _mm512_add_epi16(
+                _mm512_and_si512(pc8, _mm512_set1_epi16(0xff)), _mm512_srli_epi16(pc8, 8));
+            m = _mm512_mask_cmple_epu16_mask(live[i], pc16, _mm512_set1_epi16((short)budget));
+        }
+        for (; m; m &= m - 1) {
+            w->cand[w->ncand].q = qi;
+            w->cand[w->ncand].pos = (uint32_t)(s + 32 * (size_t)i + (unsigned)__builtin_ctz(m));
+            w->ncand++;
+        }
+    }
+    return 0;
+}
+
+/* The queued visits of one bucket [s, e) of at most LK_REG_ENTRIES entries, sorted by kind:
+ * kind k's are [end[k - 1], end[k]) (end[-1] = 0). The bucket sits in eight registers, its
+ * lanes past the end forced to all ones after the XOR with a visit's low half, so that an
+ * exact or one-bit visit is a fixed, branch-free run of vector operations ending in one test
+ * ("is any lane zero?", after a running minimum); the rare matches are then picked out by
+ * bucket_emit512, which also does the few visits of other kinds. */
+LK_AVX512 static int bucket_visits512(Worker *w, const uint16_t *lows, size_t s, size_t e,
+                                      const uint64_t *vis, const uint32_t *end) {
+#define LK_NREG (LK_REG_ENTRIES / 32)
+#define LK_XOR_OR 0xbe /* vpternlog: (a ^ b) | c */
+    __m512i v[LK_NREG], dead[LK_NREG];
+    __mmask32 live[LK_NREG];
+    const size_t len = e - s;
+#pragma GCC unroll 8
+    for (int i = 0; i < LK_NREG; i++) {
+        const size_t at = 32 * (size_t)i, left = len > at ? len - at : 0;
+        live[i] = (__mmask32)_bzhi_u32(0xffffffffu, (unsigned)(left < 32 ? left : 32));
+        v[i] = _mm512_maskz_loadu_epi16(live[i], lows + s + (left ? at : 0));
+        dead[i] = _mm512_movm_epi16(~live[i]);
+    }
+    const __m512i one = _mm512_set1_epi16(1);
+    size_t k = 0;
+    for (; k < end[0]; k++) { /* equal low halves */
+        const __m512i q = _mm512_set1_epi16((short)(uint16_t)vis[k]);
+        __m512i acc = _mm512_ternarylogic_epi32(v[0], q, dead[0], LK_XOR_OR);
+#pragma GCC unroll 8
+        for (int i = 1; i < LK_NREG; i++)
+            acc = _mm512_min_epu16(acc, _mm512_ternarylogic_epi32(v[i], q, dead[i], LK_XOR_OR));
+        if (_mm512_testn_epi16_mask(acc, acc) && bucket_emit512(w, v, live, s, len, vis[k]) < 0)
+            return -1;
+    }
+    for (; k < end[1]; k++) { /* low halves at most one bit apart: d & (d - 1) == 0 */
+        const __m512i q = _mm512_set1_epi16((short)(uint16_t)vis[k]);
+        __m512i acc = _mm512_set1_epi16(-1);
+#pragma GCC unroll 8
+        for (int i = 0; i < LK_NREG; i++) {
+            const __m512i d = _mm512_ternarylogic_epi32(v[i], q, dead[i], LK_XOR_OR);
+            acc = _mm512_min_epu16(acc, _mm512_and_si512(d, _mm512_sub_epi16(d, one)));
+        }
+        if (_mm512_testn_epi16_mask(acc, acc) && bucket_emit512(w, v, live, s, len, vis[k]) < 0)
+            return -1;
+    }
+    for (; k < end[2]; k++) { /* two or three bits apart: clear the lowest set bit, then as above */
+        const int budget = (int)((vis[k] >> 16) & 0xff);
+        if (budget > 3) {
+            if (bucket_emit512(w, v, live, s, len, vis[k]) < 0) return -1;
+            continue;
+        }
+        const __m512i q = _mm512_set1_epi16((short)(uint16_t)vis[k]);
+        uint32_t m[LK_NREG], any = 0;
+#pragma GCC unroll 8
+        for (int i = 0; i < LK_NREG; i++) {
+            __m512i d = _mm512_ternarylogic_epi32(v[i], q, dead[i], LK_XOR_OR);
+            d = _mm512_and_si512(d, _mm512_sub_epi16(d, one));
+            if (budget == 3) d = _mm512_and_si512(d, _mm512_sub_epi16(d, one));
+            m[i] = _mm512_testn_epi16_mask(d, _mm512_sub_epi16(d, one));
+            any |= m[i];
+        }
+        if (!any) continue;
+        const uint32_t qi = (uint32_t)(vis[k] >> 42);
+        if (cand_room(w, len) < 0) return -1;
+        for (int i = 0; i < LK_NREG; i++) {
+            for (uint32_t mi = m[i]; mi; mi &= mi - 1) {
+                w->cand[w->ncand].q = qi;
+                w->cand[w->ncand].pos = (uint32_t)(s + 32 * (size_t)i + (unsigned)__builtin_ctz(mi));
+                w->ncand++;
+            }
+        }
+    }
+    for (; k < end[3]; k++) /* anything: every entry */
+        if (bucket_emit512(w, v, live, s, len, vis[k]) < 0) return -1;
+#undef LK_XOR_OR
+#undef LK_NREG
+    return 0;
+}
+#endif
+
+/* One queued visit to bucket [s, e), the general way: a window lookup for an exact low half, a
+ * scan (in pieces) otherwise. */
+static inline __attribute__((always_inline)) int visit_one(Worker *w, const uint16_t *lows,
+                                                           size_t s, size_t e, uint64_t x,
+                                                           int wide) {
+    const uint32_t qi = (uint32_t)(x >> 42);
+    const int budget = (int)((x >> 16) & 0xff);
+    const uint16_t ql = (uint16_t)x;
+    if (budget == 0 && e - s > LK_WINDOW) {
+        const size_t w0 = window_start(s, e, ql), w1 = w0 + LK_WINDOW;
+        if ((w0 == s || lows[w0] < ql) && (w1 == e || lows[w1 - 1] > ql)) {
+            s = w0; /* every entry equal to ql lies in the window */
+            e = w1;
+        } else {
+            for (size_t p = find_first(lows, s, e, ql); p < e && lows[p] == ql; p++)
+                if (cand_add(w, qi, p) < 0) return -1;
+            return 0;
+        }
+    }
+    while (s < e) {
+        const size_t pe = e - s > LK_PIECE ? s + LK_PIECE : e;
+        size_t nh;
+#if LK_X86
+        if (wide)
+            nh = scan_avx512(lows, s, pe, ql, budget, w->hits);
+        else
+#endif
+            nh = g_scan(lows, s, pe, ql, budget, w->hits);
+        if (cand_room(w, nh) < 0) return -1;
+        for (size_t h = 0; h < nh; h++) {
+            w->cand[w->ncand + h].q = qi;
+            w->cand[w->ncand + h].pos = w->hits[h];
+        }
+        w->ncand += nh;
+        s = pe;
+    }
+    return 0;
+}
+
+/* Do the queued visits of the current group (directory slice dg, 2^L buckets). */
+static inline __attribute__((always_inline)) int visits_flush(Worker *w, const uint32_t *dg,
+                                                              int L, const uint16_t *lows,
+                                                              int wide) {
+    const size_t n = w->sg->n, nv = w->nv;
+    const uint32_t nkeys = 4u << L;
+    uint32_t *cnt = w->vcount;
+    const uint64_t *vis = w->vis;
+    uint64_t *sorted = w->vis2;
+    w->nv = 0;
+    if (nv * 4 < nkeys) { /* too few to be worth sorting (a small batch): one by one */
+        for (size_t i = 0; i < nv; i++) {
+            const uint32_t b = (uint32_t)(vis[i] >> 26) & 0xffffu;
+            size_t s = dg[b], e = dg[b + 1];
+            if (e > n) e = n;
+            if (s < e && visit_one(w, lows, s, e, vis[i], wide) < 0) return -1;
+        }
+        return 0;
+    }
+    memset(cnt, 0, ((size_t)nkeys + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < nv; i++) cnt[LK_VISIT_KEY(vis[i]) + 1]++;
+    for (uint32_t b = 0; b < nkeys; b++) cnt[b + 1] += cnt[b];
+    for (size_t i = 0; i < nv; i++) sorted[cnt[LK_VISIT_KEY(vis[i])]++] = vis[i];
+    /* cnt[key] now ends that key's visits: bucket b's run from cnt[4b - 1] to cnt[4b + 3] */
+    for (uint32_t b = 0; b < (1u << L); b++) {
+        const size_t k0 = b ? cnt[4 * b - 1] : 0, k1 = cnt[4 * b + 3];
+        if (k0 == k1) continue;
+        size_t s = dg[b], e = dg[b + 1];
+        if (e > n) e = n;
+        if (s >= e) continue;
+#if LK_X86
+        if (wide && e - s <= LK_REG_ENTRIES) {
+            uint32_t end[4];
+            for (int kind = 0; kind < 4; kind++) end[kind] = (uint32_t)(cnt[4 * b + kind] - k0);
+            if (bucket_visits512(w, lows, s, e, sorted + k0, end) < 0) return -1;
+            continue;
+        }
+#endif
+        for (size_t k = k0; k < k1; k++)
+            if (visit_one(w, lows, s, e, sorted[k], wide) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The exact lookups of a group, as a join. In a large batch most of a group's visits need the
+ * query's exact low half (1 in 250 finds it); rather than look each one up, a (query, query
+ * group) pair with rem bits of budget left registers its low half once, and one pass over the
+ * group's entries finds, for each entry whose low half some pair registered (a bitmap test),
+ * the pairs whose query differs from the entry's bucket in exactly rem of the bucket bits: the
+ * very (query, entry) pairs those exact lookups would have found, and only those. */
+#define LK_JOIN_CHAINS 4096
+#define LK_JOIN_NONE 0xffffu
+
+/* low half (0..15), bucket bits of the query (16..31), rem (32..39), query (40..63) */
+static inline uint64_t join_pack(uint16_t ql, uint32_t qb, int rem, uint32_t q) {
+    return (uint64_t)q << 40 | (uint64_t)(uint32_t)rem << 32 | (uint64_t)qb << 16 | ql;
+}
+
+static inline void join_add(Worker *w, uint16_t ql, uint32_t qb, int rem, uint32_t q) {
+    const size_t i = w->njp++;
+    w->jp[i] = join_pack(ql, qb, rem, q);
+    w->seen[ql >> 6] |= 1ull << (ql & 63);
+    w->jnext[i] = w->jhead[ql & (LK_JOIN_CHAINS - 1)];
+    w->jhead[ql & (LK_JOIN_CHAINS - 1)] = (uint16_t)i;
+}
+
+/* Walk the group's entries (directory slice dg, 2^L buckets) against the registered pairs,
+ * then clear the registrations. */
+static int join_exact(Worker *w, const uint32_t *dg, int L, const uint16_t *lows) {
+    const size_t n = w->sg->n;
+    const uint64_t *seen = w->seen;
+    for (uint32_t b = 0; b < (1u << L); b++) {
+        size_t s = dg[b], e = dg[b + 1];
+        if (e > n) e = n;
+        for (size_t x = s; x < e; x++) {
+            const uint16_t l = lows[x];
+            if (!((seen[l >> 6] >> (l & 63)) & 1)) continue;
+            for (uint32_t i = w->jhead[l & (LK_JOIN_CHAINS - 1)]; i != LK_JOIN_NONE;
+                 i = w->jnext[i]) {
+                const uint64_t pr = w->jp[i];
+                if ((uint16_t)pr != l ||
+                    __builtin_popcount(b ^ ((uint32_t)(pr >> 16) & 0xffffu)) !=
+                        (int)((pr >> 32) & 0xff))
+                    continue;
+                if (cand_add(w, (uint32_t)(pr >> 40), x) < 0) return -1;
+            }
+        }
+    }
+    for (size_t i = 0; i < w->njp; i++) {
+        const uint16_t l = (uint16_t)w->jp[i];
+        w->seen[l >> 6] = 0;
+        w->jhead[l & (LK_JOIN_CHAINS - 1)] = LK_JOIN_NONE;
+    }
+    w->njp = 0;
+    return 0;
+}
+
+/* One unit of table work: groups [g0, g1) of chunk c. `wide` picks the AVX-512 kernels (a
+ * constant in each instantiation below, so the choice costs nothing per visit). */
+static inline __attribute__((always_inline)) int table_unit(Worker *w, const Segment *sg, int c,
+                                                            uint32_t g0, uint32_t g1, int wide) {
+    const Plan *p = w->plan;
+    const size_t n = sg->n;
+    const int t = p->t[c], join = p->join[c], stream = p->stream[c];
+    const int L = p->lbits;
+    const uint32_t low_bits = (1u << L) - 1u, ngroups = 1u << p->gbits;
+    const uint32_t *dir = sg->dirs + (size_t)c * LK_DIR_LEN;
+    const uint16_t *lows = sg->lows + (size_t)c * n;
+    const uint32_t *qdir = p->qdir[c], *qval = p->qval[c], *qidx = p->qidx[c];
+    const uint32_t ng = p->gupto[t < 16 ? t : 16];
+    w->sg = sg;
+    w->chunk = c;
+    w->nv = 0;
+    for (uint32_t g = g0; g < g1; g++) {
+        const uint32_t *dg = dir + ((size_t)g << L);
+        /* the low halves of the next group are requested a few lines at a time while this one
+         * is searched (a burst would stall on the CPU's few outstanding misses) */
+        size_t ahead = 0, ahead_end = 0;
+        if (stream && g + 1 < ngroups) {
+            ahead = dir[(size_t)(g + 1) << L];
+            ahead_end = dir[(size_t)(g + 2) << L];
+            if (ahead_end > n) ahead_end = n;
+        }
+        for (uint32_t j = 0; j < ng; j++) {
+            if (ahead < ahead_end) {
+                prefetch(lows + ahead);
+                prefetch(lows + ahead + 32);
+                prefetch(lows + ahead + 64);
+                ahead += 96;
+            }
+            const uint32_t src = g ^ p->gmask[j];
+            const uint32_t a = qdir[src], b = qdir[src + 1];
+            if (a >= b) continue;
+            const int rem = t - p->gpop[j];
+            /* this pair's visits [0, nscan) leave budget for the low half; [nscan, nall) do not
+             * (exact lookups: queued like the others, or joined when `join`) */
+            const uint32_t nscan = rem > 0 ? p->lupto[rem - 1 < 16 ? rem - 1 : 16] : 0;
+            const uint32_t nall = p->lupto[rem < 16 ? rem : 16];
+            const uint64_t *pattern = p->lvisit + ((size_t)rem << L);
+            for (uint32_t k = a; k < b; k++) {
+                const uint32_t qv = qval[k], qb = (qv >> 16) & low_bits;
+                const uint16_t ql = (uint16_t)qv;
+                const uint64_t base = visit_pack(qb, 0, ql, qidx[k]);
+                uint32_t nl = nall;
+                if (join && nall > nscan) {
+                    join_add(w, ql, qb, rem, qidx[k]);
+                    nl = nscan;
+                }
+                uint64_t *out = w->vis + w->nv;
+                for (uint32_t jj = 0; jj < nl; jj++) out[jj] = base ^ pattern[jj];
+                w->nv += nl;
+                if (w->nv >= LK_VISIT_FLUSH && visits_flush(w, dg, L, lows, wide) < 0) return -1;
+            }
+        }
+        if (w->njp && join_exact(w, dg, L, lows) < 0) return -1;
+        if (w->nv && visits_flush(w, dg, L, lows, wide) < 0) return -1;
+        for (; ahead < ahead_end; ahead += 32) prefetch(lows + ahead);
+    }
+    return w->ncand ? batch_verify(w) : 0;
+}
+
+static int table_unit_generic(Worker *w, const Segment *sg, int c, uint32_t g0, uint32_t g1) {
+    return table_unit(w, sg, c, g0, g1, 0);
+}
+
+#if LK_X86
+LK_AVX512 static int table_unit_avx512(Worker *w, const Segment *sg, int c, uint32_t g0,
+                                       uint32_t g1) {
+    return table_unit(w, sg, c, g0, g1, 1);
+}
+#endif
+
+static table_unit_fn g_table_unit = table_unit_generic;
+static const char *g_batch_kernel = "portable";
+
+static void *batch_worker(void *arg) {
+    Worker *w = (Worker *)arg;
+    Plan *p = w->plan;
+    const table_unit_fn unit = p->unit;
+    for (;;) {
+        if (__atomic_load_n(&p->failed, __ATOMIC_RELAXED)) break;
+        const size_t u = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (u >= p->nunits) break;
+        const Unit *un = &p->units[u];
+        const Segment *sg = &p->segs[un->seg];
+        int rc;
+        if (un->chunk >= 0)
+            rc = unit(w, sg, un->chunk, un->lo, un->hi);
+        else
+            rc = linear_scan(sg, p->qs + (size_t)un->lo * LK_CODE_BYTES, un->hi - un->lo,
+                             p->radius, w->outs + un->lo);
+        if (rc < 0) {
+            __atomic_store_n(&p->failed, 1, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Run the plan's units on `nw` workers (this thread is worker 0). Returns -1 on out-of-memory. */
+static int batch_run(Plan *p, Worker *ws, int nw) {
+    p->next = 0;
+    p->failed = 0;
+#if LK_THREADS
+    pthread_t th[LK_MAX_WORKERS];
+    int started = 0;
+    for (int i = 1; i < nw; i++) {
+        if (pthread_create(&th[started], NULL, batch_worker, &ws[i]) != 0) break;
+        started++; /* a thread that cannot start leaves its share to the others */
+    }
+    batch_worker(&ws[0]);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+#else
+    (void)nw;
+    batch_worker(&ws[0]);
+#endif
+    return p->failed ? -1 : 0;
+}
+
+/* Sort the sub-batch's queries by group, per chunk searched through tables (counting sort). */
+static void batch_prepare(Plan *p) {
+    const uint32_t ngroups = 1u << p->gbits;
+    const int shift = 32 - p->gbits;
+    for (int c = 0; c < LK_NCHUNKS; c++) {
+        if (!p->qdir[c]) continue;
+        uint32_t *dir = p->qdir[c];
+        memset(dir, 0, (ngroups + 1) * sizeof(uint32_t));
+        for (size_t i = 0; i < p->nq; i++)
+            dir[(load_le32(p->qs + i * LK_CODE_BYTES + 4 * c) >> shift) + 1]++;
+        for (uint32_t g = 0; g < ngroups; g++) dir[g + 1] += dir[g];
+        for (size_t i = 0; i < p->nq; i++) {
+            const uint32_t v = load_le32(p->qs + i * LK_CODE_BYTES + 4 * c);
+            const uint32_t at = dir[v >> shift]++;
+            p->qval[c][at] = v;
+            p->qidx[c][at] = (uint32_t)i;
+        }
+        for (uint32_t g = ngroups; g > 0; g--) dir[g] = dir[g - 1];
+        dir[0] = 0;
+    }
+}
+
+/* Exact lookups per query in a chunk with threshold t: buckets whose high half differs in
+ * exactly t bits. */
+static double exact_visits(int t) {
+    return t >= 0 && t <= 16 ? (double)(g_upto[t] - (t ? g_upto[t - 1] : 0)) : 0.0;
+}
+
+static int use_join(size_t n, size_t nq, int t) {
+    return (double)nq * exact_visits(t) >= LK_JOIN_RATIO * (double)n;
+}
+
+/* The group size, from runs at 1 M and 13.4 M codes with 100 to 10,000 queries (radius 31).
+ * Joined (large batches): groups of about 16 K entries (32 KB of low halves, cache-sized),
+ * whatever the batch. Otherwise a model of the work per query, in units of one visit: larger
+ * groups mean fewer (query, query group) pairs per query, smaller ones fewer masks to try per
+ * group (0.3 each, shared by the batch); a group's low halves should stay within 128 KB. */
+static int choose_group_bits(size_t n, size_t nq, int t) {
+    if (use_join(n, nq, t)) {
+        int gb = 1;
+        while (gb < 12 && (double)n / (double)(1u << gb) > 16384 * 1.41421356) gb++;
+        return gb;
+    }
+    int best = 12;
+    double best_cost = -1;
+    for (int gb = 1; gb <= 12; gb++) {
+        const double groups = (double)(1u << gb);
+        if ((double)n / groups * 2 > 128 * 1024) continue;
+        double pairs = 0;
+        for (int k = 0; k <= t && k <= gb; k++) {
+            double ck = 1;
+            for (int i = 0; i < k; i++) ck = ck * (gb - i) / (i + 1);
+            pairs += ck;
+        }
+        const double cost = 0.84 * pairs + 0.3 * groups * pairs / (double)(nq ? nq : 1);
+        if (best_cost < 0 || cost < best_cost) {
+            best = gb;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+/* Append every hit of `from` to `to` and free `from`. */
+static int hits_move(HitVec *to, HitVec *from) {
+    if (!to->v) {
+        *to = *from;
+    } else if (from->len) {
+        if (to->len + from->len > to->cap) {
+            Hit *v = (Hit *)realloc(to->v, (to->len + from->len) * sizeof(Hit));
+            if (!v) return -1;
+            to->v = v;
+            to->cap = to->len + from->len;
+        }
+        memcpy(to->v + to->len, from->v, from->len * sizeof(Hit));
+        to->len += from->len;
+        free(from->v);
+    } else {
+        free(from->v);
+    }
+    from->v = NULL;
+    from->len = from->cap = 0;
+    return 0;
+}
+
+/* The whole batched search, GIL released: every query against every segment, the ones with
+ * tables through them (thresholds t, when use_tables), the others by linear scan. gbits: the
+ * group size (0: chosen here); join: -1 to decide per chunk, 0 never, 1 always; portable: the
+ * kernels without AVX-512 even where it is there. Hits are appended to outs[q], unsorted.
+ * Returns -1 on out-of-memory. */
+static int batch_search(const Segment *segs, size_t nseg, const uint8_t *qs, size_t nq,
+                        const int *t, int use_tables, int radius, int nw, int gbits, int join,
+                        int portable, HitVec *outs) {
+    if (nq == 0) return 0;
+    Plan p;
+    memset(&p, 0, sizeof p);
+    Worker ws[LK_MAX_WORKERS];
+    memset(ws, 0, sizeof ws);
+    if (nw > LK_MAX_WORKERS) nw = LK_MAX_WORKERS;
+    const size_t sub = nq < LK_SUB_BATCH ? nq : LK_SUB_BATCH;
+    size_t n_tables = 0; /* rows of the largest segment searched through tables */
+    int tmax = -1;
+    for (int c = 0; c < LK_NCHUNKS; c++) {
+        p.t[c] = use_tables ? t[c] : -1;
+        if (p.t[c] > tmax) tmax = p.t[c];
+    }
+    for (size_t i = 0; i < nseg; i++)
+        if (use_tables && segs[i].dirs && segs[i].n > n_tables) n_tables = segs[i].n;
+    if (tmax < 0) n_tables = 0;
+    if (gbits <= 0) gbits = n_tables ? choose_group_bits(n_tables, sub, tmax) : 8;
+    p.unit = portable ? table_unit_generic : g_table_unit;
+    p.segs = segs;
+    p.radius = radius;
+    p.gbits = gbits;
+    p.lbits = LK_DIR_BITS - gbits;
+    const uint32_t ngroups = 1u << gbits;
+    const size_t nbuckets = (size_t)1 << p.lbits;
+    /* a query adds at most 2^lbits visits before the queue is flushed */
+    const size_t vcap = LK_VISIT_FLUSH + nbuckets;
+    const uint32_t per_chunk = ngroups < LK_UNITS_PER_CHUNK ? ngroups : LK_UNITS_PER_CHUNK;
+    const size_t max_units =
+        nseg * ((size_t)LK_NCHUNKS * per_chunk + sub / LK_LINEAR_UNIT + 1) + 1;
+    int rc = -1;
+
+    p.units = (Unit *)malloc(max_units * sizeof(Unit));
+    p.gmask = (uint16_t *)malloc(((size_t)ngroups + nbuckets) * sizeof(uint16_t));
+    p.gpop = (uint8_t *)malloc((size_t)ngroups + nbuckets);
+    p.lvisit = (uint64_t *)malloc((size_t)(tmax + 2) * nbuckets * sizeof(uint64_t));
+    if (!p.units || !p.gmask || !p.gpop || !p.lvisit) goto done;
+    p.lmask = p.gmask + ngroups;
+    p.lpop = p.gpop + ngroups;
+    masks_by_popcount(gbits, p.gmask, p.gpop, p.gupto);
+    masks_by_popcount(p.lbits, p.lmask, p.lpop, p.lupto);
+    for (int rem = 0; rem <= tmax; rem++)
+        for (uint32_t j = 0; j < p.lupto[rem < 16 ? rem : 16]; j++)
+            p.lvisit[((size_t)rem << p.lbits) + j] = visit_pack(p.lmask[j], rem - p.lpop[j], 0, 0);
+    for (int c = 0; c < LK_NCHUNKS; c++) {
+        if (!n_tables || p.t[c] < 0) continue;
+        p.join[c] = join < 0 ? use_join(n_tables, sub, p.t[c]) : join;
+        /* streaming a group in pays when its lines are visited about once or more; a sparse
+         * batch touches only the lines it visits */
+        p.stream[c] = (double)sub * g_upto[p.t[c] < 16 ? p.t[c] : 16] >= (double)n_tables / 32;
+        p.qdir[c] = (uint32_t *)malloc(((size_t)ngroups + 1) * sizeof(uint32_t));
+        p.qval[c] = (uint32_t *)malloc(sub * sizeof(uint32_t));
+        p.qidx[c] = (uint32_t *)malloc(sub * sizeof(uint32_t));
+        if (!p.qdir[c] || !p.qval[c] || !p.qidx[c]) goto done;
+    }
+    for (int i = 0; i < nw; i++) {
+        ws[i].plan = &p;
+        ws[i].cand = (BatchCand *)malloc(LK_CAND_CAP * sizeof(BatchCand));
+        ws[i].hits = (uint32_t *)malloc((LK_PIECE + LK_WINDOW) * sizeof(uint32_t));
+        ws[i].vis = (uint64_t *)malloc(2 * vcap * sizeof(uint64_t));
+        ws[i].vcount = (uint32_t *)malloc((4 * nbuckets + 1) * sizeof(uint32_t));
+        ws[i].seen = (uint64_t *)calloc(1024, sizeof(uint64_t));
+        ws[i].jp = (uint64_t *)malloc(sub * sizeof(uint64_t));
+        ws[i].jhead = (uint16_t *)malloc(LK_JOIN_CHAINS * sizeof(uint16_t));
+        ws[i].jnext = (uint16_t *)malloc(sub * sizeof(uint16_t));
+        if (i > 0) ws[i].outs = (HitVec *)calloc(sub, sizeof(HitVec));
+        if (!ws[i].cand || !ws[i].hits || !ws[i].vis || !ws[i].vcount || !ws[i].seen ||
+            !ws[i].jp || !ws[i].jhead || !ws[i].jnext || (i > 0 && !ws[i].outs))
+            goto done;
+        memset(ws[i].jhead, 0xff, LK_JOIN_CHAINS * sizeof(uint16_t));
+        ws[i].vis2 = ws[i].vis + vcap;
+    }
+
+    for (size_t b0 = 0; b0 < nq; b0 += sub) {
+        const size_t nb = nq - b0 < sub ? nq - b0 : sub;
+        p.qs = qs + b0 * LK_CODE_BYTES;
+        p.nq = nb;
+        if (n_tables) batch_prepare(&p);
+        p.nunits = 0;
+        for (size_t i = 0; i < nseg; i++) {
+            if (segs[i].n == 0) continue;
+            if (n_tables && segs[i].dirs) {
+                for (int c = 0; c < LK_NCHUNKS; c++) {
+                    if (p.t[c] < 0) continue;
+                    for (uint32_t u = 0; u < per_chunk; u++) {
+                        Unit *un = &p.units[p.nunits++];
+                        un->seg = (int32_t)i;
+                        un->chunk = c;
+                        un->lo = (uint32_t)((uint64_t)ngroups * u / per_chunk);
+                        un->hi = (uint32_t)((uint64_t)ngroups * (u + 1) / per_chunk);
+                    }
+                }
+            } else {
+                for (size_t lo = 0; lo < nb; lo += LK_LINEAR_UNIT) {
+                    Unit *un = &p.units[p.nunits++];
+                    un->seg = (int32_t)i;
+                    un->chunk = -1;
+                    un->lo = (uint32_t)lo;
+                    un->hi = (uint32_t)(nb - lo < LK_LINEAR_UNIT ? nb : lo + LK_LINEAR_UNIT);
+                }
+            }
+        }
+        ws[0].outs = outs + b0;
+        if (batch_run(&p, ws, nw) < 0) goto done;
+        for (int i = 1; i < nw; i++)
+            for (size_t q = 0; q < nb; q++)
+                if (hits_move(&outs[b0 + q], &ws[i].outs[q]) < 0) goto done;
+    }
+    rc = 0;
+
+done:
+    for (int i = 0; i < nw; i++) {
+        free(ws[i].cand);
+        free(ws[i].hits);
+        free(ws[i].vis);
+        free(ws[i].vcount);
+        free(ws[i].seen);
+        free(ws[i].jp);
+        free(ws[i].jhead);
+        free(ws[i].jnext);
+        if (i > 0 && ws[i].outs) {
+            for (size_t q = 0; q < sub; q++) free(ws[i].outs[q].v);
+            free(ws[i].outs);
+        }
+    }
+    for (int c = 0; c < LK_NCHUNKS; c++) {
+        free(p.qdir[c]);
+        free(p.qval[c]);
+        free(p.qidx[c]);
+    }
+    free(p.units);
+    free(p.lvisit);
+    free(p.gmask);
+    free(p.gpop);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -596,6 +1467,41 @@ fail:
     return NULL;
 }
 
+/* thresholds: None (no table search) or one limit per chunk that covers the radius. Returns 1
+ * when the tables are to be used, 0 for None, -1 with an exception set. */
+static int parse_thresholds(PyObject *tobj, int radius, int *t) {
+    if (tobj == Py_None) return 0;
+    PyObject *fast = PySequence_Fast(tobj, "thresholds must be a sequence");
+    if (!fast) return -1;
+    if (PySequence_Fast_GET_SIZE(fast) != LK_NCHUNKS) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "need one threshold per chunk");
+        return -1;
+    }
+    int sum = 0;
+    for (int c = 0; c < LK_NCHUNKS; c++) {
+        long x = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, c));
+        if (x == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (x < -1 || x > LK_MAX_THRESHOLD) {
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_ValueError, "thresholds must lie in -1..32");
+            return -1;
+        }
+        t[c] = (int)x;
+        sum += (int)x + 1;
+    }
+    Py_DECREF(fast);
+    /* The pigeonhole argument needs sum(t + 1) >= radius + 1; anything less misses matches. */
+    if (sum < radius + 1) {
+        PyErr_SetString(PyExc_ValueError, "thresholds do not cover the radius");
+        return -1;
+    }
+    return 1;
+}
+
 static PyObject *py_search(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *qobj, *tobj, *segs;
@@ -608,38 +1514,8 @@ static PyObject *py_search(PyObject *self, PyObject *args) {
         return NULL;
     }
     int t[LK_NCHUNKS];
-    int use_tables = 0;
-    if (tobj != Py_None) {
-        PyObject *fast = PySequence_Fast(tobj, "thresholds must be a sequence");
-        if (!fast) return NULL;
-        if (PySequence_Fast_GET_SIZE(fast) != LK_NCHUNKS) {
-            Py_DECREF(fast);
-            PyErr_SetString(PyExc_ValueError, "need one threshold per chunk");
-            return NULL;
-        }
-        int sum = 0;
-        for (int c = 0; c < LK_NCHUNKS; c++) {
-            long x = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, c));
-            if (x == -1 && PyErr_Occurred()) {
-                Py_DECREF(fast);
-                return NULL;
-            }
-            if (x < -1 || x > LK_MAX_THRESHOLD) {
-                Py_DECREF(fast);
-                PyErr_SetString(PyExc_ValueError, "thresholds must lie in -1..32");
-                return NULL;
-            }
-            t[c] = (int)x;
-            sum += (int)x + 1;
-        }
-        Py_DECREF(fast);
-        /* The pigeonhole argument needs sum(t + 1) >= radius + 1; anything less misses matches. */
-        if (sum < radius + 1) {
-            PyErr_SetString(PyExc_ValueError, "thresholds do not cover the radius");
-            return NULL;
-        }
-        use_tables = 1;
-    }
+    const int use_tables = parse_thresholds(tobj, radius, t);
+    if (use_tables < 0) return NULL;
 
     Py_ssize_t nseg = PyTuple_GET_SIZE(segs);
     Segment *sg = (Segment *)calloc((size_t)nseg + 1, sizeof(Segment));
@@ -681,6 +1557,78 @@ static PyObject *py_search(PyObject *self, PyObject *args) {
     scratch_free(&sc);
     Py_END_ALLOW_THREADS
     if (oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = build_result(outs, (size_t)nq);
+
+done:
+    if (have_q) PyBuffer_Release(&qbuf);
+    if (views)
+        for (Py_ssize_t i = 0; i <= nseg; i++) views_release(&views[i]);
+    if (outs)
+        for (Py_ssize_t qi = 0; qi < nq; qi++) free(outs[qi].v);
+    free(outs);
+    free(views);
+    free(sg);
+    return result;
+}
+
+/* search_batch(queries, nq, radius, thresholds, segments, workers, group_bits=0, join=-1,
+ * portable=0): as search, by the batched algorithm on `workers` threads. The last three pick
+ * the group size (0: by the cost model), the join of exact lookups (-1: by the cost model, 0
+ * never, 1 always) and the kernels (1: portable ones even where AVX-512 is there); tests use
+ * them to reach every path. */
+static PyObject *py_search_batch(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *qobj, *tobj, *segs;
+    Py_ssize_t nq;
+    int radius, workers, gbits = 0, join = -1, portable = 0;
+    if (!PyArg_ParseTuple(args, "OniOO!i|iip", &qobj, &nq, &radius, &tobj, &PyTuple_Type, &segs,
+                          &workers, &gbits, &join, &portable))
+        return NULL;
+    if (nq < 0 || radius < 0 || radius > 8 * LK_CODE_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "need nq >= 0 and 0 <= radius <= 256");
+        return NULL;
+    }
+    if (workers < 1 || gbits < 0 || gbits > LK_DIR_BITS || join < -1 || join > 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "need workers >= 1, 0 <= group_bits <= 16 and -1 <= join <= 1");
+        return NULL;
+    }
+    int t[LK_NCHUNKS];
+    const int use_tables = parse_thresholds(tobj, radius, t);
+    if (use_tables < 0) return NULL;
+
+    Py_ssize_t nseg = PyTuple_GET_SIZE(segs);
+    Segment *sg = (Segment *)calloc((size_t)nseg + 1, sizeof(Segment));
+    Views *views = (Views *)calloc((size_t)nseg + 1, sizeof(Views));
+    HitVec *outs = (HitVec *)calloc((size_t)nq + 1, sizeof(HitVec));
+    Py_buffer qbuf = {0};
+    int have_q = 0;
+    PyObject *result = NULL;
+    if (!sg || !views || !outs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (PyObject_GetBuffer(qobj, &qbuf, PyBUF_SIMPLE) < 0) goto done;
+    have_q = 1;
+    if ((size_t)qbuf.len < (size_t)nq * LK_CODE_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "queries buffer too small");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nseg; i++)
+        if (parse_segment(PyTuple_GET_ITEM(segs, i), &sg[i], &views[i]) < 0) goto done;
+
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = batch_search(sg, (size_t)nseg, (const uint8_t *)qbuf.buf, (size_t)nq, t, use_tables,
+                      radius, workers, gbits, join, portable, outs);
+    if (rc == 0)
+        for (Py_ssize_t qi = 0; qi < nq; qi++)
+            if (outs[qi].len > 1) qsort(outs[qi].v, outs[qi].len, sizeof(Hit), hit_cmp);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
         PyErr_NoMemory();
         goto done;
     }
@@ -944,6 +1892,11 @@ static PyMethodDef methods[] = {
      "search(queries, nq, radius, thresholds, segments) -> list of lists of (id, distance).\n"
      "thresholds: per-chunk limits for table search (None: linear scan of every segment).\n"
      "segments: tuple of (codes, ids, alive, n, dirs, lows, slots); tables may be None."},
+    {"search_batch", py_search_batch, METH_VARARGS,
+     "search_batch(queries, nq, radius, thresholds, segments, workers, group_bits=0, join=-1,\n"
+     "portable=False) -> as search, by the batched algorithm on `workers` threads.\n"
+     "group_bits: buckets per group 2**(16 - group_bits) (0: chosen by the cost model); join:\n"
+     "exact lookups joined (-1: by the cost model, 0: never, 1: always); portable: no AVX-512."},
     {"build_tables", py_build_tables, METH_VARARGS,
      "build_tables(codes, n, dirs, lows, slots, chunks): fill the tables of the listed chunks."},
     {"xxh64", py_xxh64, METH_VARARGS, "xxh64(data, seed=0) -> int: XXH64 checksum."},
@@ -963,6 +1916,11 @@ PyMODINIT_FUNC PyInit__hamming(void) {
         g_scan = scan_avx2;
         g_kernel = "avx2";
     }
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2")) {
+        g_table_unit = table_unit_avx512;
+        g_batch_kernel = "avx512";
+    }
 #endif
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
@@ -971,7 +1929,8 @@ PyMODINIT_FUNC PyInit__hamming(void) {
         PyModule_AddIntConstant(m, "DIR_LEN", LK_DIR_LEN) < 0 ||
         PyModule_AddIntConstant(m, "LOW_PAD", LK_LOW_PAD) < 0 ||
         PyModule_AddIntConstant(m, "MAX_THRESHOLD", LK_MAX_THRESHOLD) < 0 ||
-        PyModule_AddStringConstant(m, "KERNEL", g_kernel) < 0) {
+        PyModule_AddStringConstant(m, "KERNEL", g_kernel) < 0 ||
+        PyModule_AddStringConstant(m, "BATCH_KERNEL", g_batch_kernel) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -15,6 +15,7 @@ DIR_LEN: int
 LOW_PAD: int
 MAX_THRESHOLD: int
 KERNEL: str
+BATCH_KERNEL: str
 
 Segment = tuple[Buffer, Buffer, Buffer, int, Buffer | None, Buffer | None, Buffer | None]
 
@@ -24,6 +25,18 @@ def search(
     radius: int,
     thresholds: Sequence[int] | None,
     segments: tuple[Segment, ...],
+    /,
+) -> list[list[tuple[int, int]]]: ...
+def search_batch(
+    queries: Buffer,
+    nq: int,
+    radius: int,
+    thresholds: Sequence[int] | None,
+    segments: tuple[Segment, ...],
+    workers: int,
+    group_bits: int = 0,
+    join: int = -1,
+    portable: bool = False,
     /,
 ) -> list[list[tuple[int, int]]]: ...
 def build_tables(
