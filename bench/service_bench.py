@@ -34,16 +34,20 @@ answers and every worker has started, each workload runs under ``wrk -t1 -c<C> -
 for each connection count C, after a short warm-up. wrk is closed-loop (each connection sends
 its next request when the last is answered), so latency includes queueing in the server but
 not a backlog the load generator would have built. Reported per run: requests/s, hashes/s,
-p50/p90/p99, non-2xx responses and socket errors; per workload, the best throughput whose
-p99 stays within the target (20 ms for lookups, 100 ms for uploads). The workers' memory
+p50/p90/p99, non-2xx responses and socket errors, and the CPU (in cores) that the server, wrk
+and every other process used meanwhile: the machine is shared, and a run that other work
+slowed down says so. Per workload: the best throughput whose p99 stays within the target
+(20 ms for lookups, 100 ms for uploads). The workers' memory
 (RSS, and PSS, which counts pages shared between them, the snapshot's, once) is read from
 ``/proc/PID/smaps_rollup`` after start-up and after the load.
 
-    python bench/service_bench.py [--sizes 1000000,13400000] [--duration 20] [--quick]
+    python bench/service_bench.py [--sizes 1000000,13400000] [--duration 20]
+                                  [--workloads single,batch,match,hma] [--quick] [--report]
 
 Needs wrk (Debian: ``apt-get install wrk``). Writes bench/results/service.json and its
 section of docs/benchmarks.md; results of sizes not run this time are kept from the last run.
-``--quick`` (100,000 hashes, 5 s per run) is a smoke test and writes nothing.
+``--quick`` (100,000 hashes, 5 s per run) is a smoke test and writes nothing; ``--report``
+rewrites the docs section from the results file without running anything.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shlex
 import shutil
 import signal
@@ -61,7 +66,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +103,7 @@ KEY_SCOPES = ("lookup", "match")
 INSERT_CHUNK = 500_000
 READY_TIMEOUT_S = 900.0
 WARMUP_S = 3
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ WORKLOADS = (
         (8, 16, 32),
         2000,
         20.0,
-        "as single (HMA 2.0 at 1 M: ~290 req/s, p99 ~45 ms)",
+        "≥ 2,000 req/s, p99 ≤ 20 ms (HMA 2.0 at 1 M: ~290 req/s, p99 ~45 ms)",
     ),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}
@@ -268,7 +274,8 @@ def bulk_insert(db: Path, bank_id: int, size: int) -> None:
 
 
 def build_snapshot(db: Path, index_dir: Path) -> dict[str, Any]:
-    """Make sure the index snapshot exists (built from the store when it does not)."""
+    """Make sure the index snapshot exists (built from the store when it does not); returns
+    what building it took, remembered beside the store for later runs."""
     started = time.perf_counter()
     with BankStore.open(str(db)) as store:
         follower = IndexFollower(store, snapshot_dir=index_dir)
@@ -281,12 +288,14 @@ def build_snapshot(db: Path, index_dir: Path) -> dict[str, Any]:
         f"{size / 2**20:,.0f} MiB, sizes {status.sizes}",
         flush=True,
     )
-    return {
-        "built": status.loaded_from == "store",
-        "seconds": round(seconds, 1),
-        "mib": round(size / 2**20, 1),
-        "indexed": status.sizes,
-    }
+    record = db.parent / "snapshot.json"
+    info: dict[str, Any] = {"mib": round(size / 2**20, 1), "indexed": status.sizes}
+    if status.loaded_from == "store" or not record.exists():
+        info["built_from_store_s"] = round(seconds, 1) if status.loaded_from == "store" else None
+        record.write_text(json.dumps(info, indent=2) + "\n")
+    else:
+        info["built_from_store_s"] = json.loads(record.read_text()).get("built_from_store_s")
+    return {**info, "loaded_from": status.loaded_from, "seconds": round(seconds, 1)}
 
 
 def planted(values: Sequence[str], rng: random.Random) -> list[str]:
@@ -300,20 +309,22 @@ def planted(values: Sequence[str], rng: random.Random) -> list[str]:
     return out
 
 
-def lookup_hashes(db: Path, size: int, count: int, rng: random.Random) -> tuple[list[str], int]:
+def lookup_hashes(
+    db: Path, size: int, count: int, rng: random.Random
+) -> tuple[list[str], set[str]]:
     """`count` hashes to look up, shuffled: 1 % near-duplicates of bank entries (read from
-    the store, entry ids 1..size), the rest random; returns them and how many are planted."""
+    the store, entry ids 1..size), the rest random; returns them and the planted ones."""
     wanted = max(1, round(count * PLANTED_SHARE))
     ids = rng.sample(range(1, size + 1), wanted)
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         marks = ",".join("?" * len(ids))
         rows = conn.execute(f"SELECT value FROM entries WHERE id IN ({marks})", ids).fetchall()
     if len(rows) != wanted:
         raise SystemExit(f"expected entry ids 1..{size} in {db}; delete it and run again")
-    hashes = planted([row[0] for row in rows], rng)
-    hashes += [f"{rng.getrandbits(256):064x}" for _ in range(count - wanted)]
+    near = planted([row[0] for row in rows], rng)
+    hashes = near + [f"{rng.getrandbits(256):064x}" for _ in range(count - wanted)]
     rng.shuffle(hashes)
-    return hashes, wanted
+    return hashes, set(near)
 
 
 def prepare_photos(work: Path) -> tuple[list[Path], str]:
@@ -463,6 +474,8 @@ def running_server(db: Path, index_dir: Path, workers: int, log: Path) -> Iterat
                 break
             time.sleep(0.2)
         workers_seen = worker_pids(process.pid)
+        if len(workers_seen) != workers:
+            raise SystemExit(f"expected {workers} worker processes, found {workers_seen}")
         yield Server(process, url, workers_seen, time.perf_counter() - started, log)
     finally:
         stop(process, workers_seen)
@@ -484,9 +497,10 @@ def stop(process: subprocess.Popen[bytes], workers: list[int]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    for pid in workers:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for pid in workers:  # normally gone with their supervisor; a stuck one is killed
+        with suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
 
 
 def memory(pids: Sequence[int]) -> dict[str, Any]:
@@ -511,20 +525,26 @@ def memory(pids: Sequence[int]) -> dict[str, Any]:
 
 
 def check(
-    server: Server, key: str, hashes: list[str], planted_count: int, photo: Path
+    server: Server, key: str, size: int, hashes: list[str], near: set[str], photo: Path
 ) -> dict[str, Any]:
-    """One of each request, answered as expected, before any load: exactly the planted
-    hashes match; an upload is matched and accepted; the HMA route exists (or is skipped)."""
+    """One of each request, answered as expected, before any load: the index holds `size`
+    hashes; exactly the planted hashes match; an upload is hashed and accepted; the HMA route
+    finds a planted hash (or answers 404 where it does not exist yet: skipped)."""
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
+        indexed = client.get("/v1/index/status").json()["signal_types"].get("pdq", {}).get("size")
+        if indexed != size:
+            raise SystemExit(f"the service indexes {indexed} PDQ hashes, not {size}")
         r = client.post(
             "/v1/lookup", json={"hashes": [{"signal_type": "pdq", "value": h} for h in hashes]}
         )
         r.raise_for_status()
-        matched = sum(result["matched"] for result in r.json()["results"])
-        if matched != planted_count:
-            raise SystemExit(f"{matched} lookups matched, {planted_count} planted: wrong answers")
-        status = client.get("/v1/index/status").json()
+        matched = {result["value"] for result in r.json()["results"] if result["matched"]}
+        if matched != near:
+            raise SystemExit(
+                f"{len(matched)} lookups matched, {len(near)} were planted, "
+                f"{len(matched & near)} of them matched: wrong answers"
+            )
         single = client.get("/v1/lookup", params={"signal_type": "pdq", "value": hashes[0]})
         single.raise_for_status()
         upload = client.post(
@@ -533,18 +553,54 @@ def check(
         upload.raise_for_status()
         if upload.json()["decision"] != "accept" or "pdq" not in upload.json()["signals"]:
             raise SystemExit(f"unexpected /v1/match answer: {upload.text[:300]}")
-        hma = client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": hashes[0]})
+        probe = min(near)
+        hma = client.get("/m/raw_lookup", params={"signal_type": "pdq", "signal": probe})
+        if hma.status_code == 200 and not hma.json().get("matches"):
+            raise SystemExit(f"/m/raw_lookup missed a planted hash: {hma.text[:300]}")
+        if hma.status_code not in (200, 404):
+            raise SystemExit(f"/m/raw_lookup answered {hma.status_code}: {hma.text[:300]}")
     return {
+        "index_pdq_entries": indexed,
         "lookups_checked": len(hashes),
-        "planted_matched": matched,
-        "index_pdq_entries": status["signal_types"].get("pdq", {}).get("size"),
+        "planted": len(near),
+        "planted_matched": len(matched & near),
+        "others_matched": len(matched - near),
         "hma_raw_lookup_status": hma.status_code,
     }
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def process_cpu_s(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) these processes have used."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(after_name[11]) + int(after_name[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_wrk(
-    url: str, key: str, lua_args: Sequence[str], workload: Workload, connections: int, seconds: int
+    server: Server,
+    key: str,
+    lua_args: Sequence[str],
+    workload: Workload,
+    connections: int,
+    seconds: int,
 ) -> dict[str, Any]:
+    """One wrk run; with where the machine's CPU went meanwhile (the server, wrk, others),
+    since on a shared machine other processes' load is what makes a run slow."""
     command = [
         "wrk",
         "-t1",
@@ -555,12 +611,18 @@ def run_wrk(
         "10s",
         "-s",
         str(LUA),
-        url,
+        server.url,
         "--",
         *lua_args,
     ]
     env = {**os.environ, "LK_BENCH_KEY": key}
+    ours = [server.process.pid, *server.workers]
+    busy, served, wrk_cpu = machine_busy_s(), process_cpu_s(ours), children_cpu_s()
+    started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - started
+    busy, served = machine_busy_s() - busy, process_cpu_s(ours) - served
+    wrk_cpu = children_cpu_s() - wrk_cpu
     line = next((s for s in done.stdout.splitlines() if s.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -584,6 +646,11 @@ def run_wrk(
         + raw["read_errors"]
         + raw["write_errors"]
         + raw["timeouts"],
+        "cpu_cores": {
+            "server": round(served / elapsed, 2),
+            "wrk": round(wrk_cpu / elapsed, 2),
+            "others": round(max(0.0, busy - served - wrk_cpu) / elapsed, 2),
+        },
     }
 
 
@@ -607,7 +674,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         _, key = create_key(store, "service_bench", KEY_SCOPES, rate_limit=1e6)
 
     rng = random.Random(SEED)
-    singles, planted_single = lookup_hashes(db, size, SINGLE_QUERIES, rng)
+    singles, near = lookup_hashes(db, size, SINGLE_QUERIES, rng)
     batch_hashes, _ = lookup_hashes(db, size, BATCH_SIZE * BATCH_BODIES, rng)
     batches = [batch_hashes[i : i + BATCH_SIZE] for i in range(0, len(batch_hashes), BATCH_SIZE)]
     load = where / "load"
@@ -619,7 +686,10 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
     load_average = os.getloadavg()[0]
     with running_server(db, index_dir, args.workers, where / "serve.log") as server:
         print(f"  serving at {server.url}, ready in {server.startup_s:.1f} s", flush=True)
-        checked = check(server, key, singles, planted_single, photos[0])
+        try:
+            checked = check(server, key, size, singles, near, photos[0])
+        except httpx.HTTPError as exc:
+            raise SystemExit(f"the service failed a check: {exc!r}; see {server.log}") from exc
         print(f"  checked: {checked}", flush=True)
         memory_ready = memory(server.workers)
         runs: list[dict[str, Any]] = []
@@ -629,10 +699,10 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
             if workload.name not in args.workloads or (workload.name == "hma" and not hma_ok):
                 continue
             lua_args = workload.lua_args(load)
-            run_wrk(server.url, key, lua_args, workload, workload.connections[0], WARMUP_S)
+            run_wrk(server, key, lua_args, workload, workload.connections[0], WARMUP_S)
             found = []
             for connections in workload.connections:
-                result = run_wrk(server.url, key, lua_args, workload, connections, args.duration)
+                result = run_wrk(server, key, lua_args, workload, connections, args.duration)
                 print(f"  {json.dumps(result)}", flush=True)
                 found.append(result)
             runs += found
@@ -640,6 +710,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
             chosen[workload.name] = None if pick is None else pick["connections"]
         memory_loaded = memory(server.workers)
         startup = round(server.startup_s, 1)
+    load_after = os.getloadavg()[0]
     return {
         "size": size,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -649,6 +720,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         "snapshot": snapshot,
         "server_ready_s": startup,
         "load_average_before": round(load_average, 2),
+        "load_average_after": round(load_after, 2),
         "check": checked,
         "photos": photo_source,
         "planted_share": PLANTED_SHARE,
@@ -679,8 +751,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "~1 MP baseline JPEGs, quality 90, none in the bank. The bank of N random PDQ hashes "
         "was seeded by bulk SQL (sqlite3 executemany into `entries`, one transaction), not "
         "through the import path (`bench/import_bench.py` measures that); the workers "
-        "memory-map the index snapshot built beforehand. The machine is shared: the load "
-        "average before each size is shown.",
+        "memory-map the index snapshot built beforehand. The machine is shared with other "
+        "work: see the CPU column below for how much of it each run had.",
         "",
         "Best throughput per workload within its p99 target (DESIGN §6), or, where no run "
         "kept within it, the fastest run:",
@@ -701,36 +773,47 @@ def markdown(payload: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "Every run (★: the one above); errors = non-2xx responses plus socket errors:",
+        "Every run (★: the one above). CPU: "
+        "cores used during the run by the server (supervisor and workers), by wrk, and by "
+        "other processes on this shared machine (/proc/stat minus the first two); a run "
+        "with others at work is slower than the service is.",
         "",
-        "| hashes | workload | conns | req/s | hashes/s | p50 ms | p99 ms | errors |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| hashes | workload | conns | req/s | hashes/s | p50 ms | p99 ms "
+        "| non-2xx / socket errors "
+        "| CPU server / wrk / others |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in payload["runs"]:
         for r in run["runs"]:
             chosen = run["chosen_connections"].get(r["workload"]) == r["connections"]
             cells = _cells(r).replace(" |", " ★ |", 1) if chosen else _cells(r)
+            cpu = r.get("cpu_cores")  # absent from results of older versions of this script
+            usage = "" if cpu is None else f"{cpu['server']} / {cpu['wrk']} / {cpu['others']}"
             lines.append(
                 f"| {run['size']:,} | {BY_NAME[r['workload']].title} | {cells} "
-                f"| {r['non_2xx'] + r['socket_errors']} |"
+                f"| {r['non_2xx']} / {r['socket_errors']} | {usage} |"
             )
     lines += [
         "",
-        "| hashes | snapshot | ready after start | workers RSS (sum) | workers PSS (sum) "
-        "| load avg before | run |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| hashes | bulk seeding (once) | index from store (once) | snapshot "
+        "| workers ready | workers RSS (sum) | workers PSS (sum) | run |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in payload["runs"]:
-        mem = run["memory_after_load"]
+        mem, snap = run["memory_after_load"], run["snapshot"]
+        built = snap.get("built_from_store_s")
         lines.append(
-            f"| {run['size']:,} | {run['snapshot']['mib']:,.0f} MiB | {run['server_ready_s']} s "
-            f"| {mem['rss_mib_total']:,.0f} MiB | {mem['pss_mib_total']:,.0f} MiB "
-            f"| {run['load_average_before']} | {run['date']}: `{run['command']}` |"
+            f"| {run['size']:,} | {run['seeded']['seconds']} s "
+            f"| {'' if built is None else f'{built} s'} | {snap['mib']:,.0f} MiB "
+            f"| {run['server_ready_s']} s | {mem['rss_mib_total']:,.0f} MiB "
+            f"| {mem['pss_mib_total']:,.0f} MiB | {run['date']}: `{run['command']}` |"
         )
     lines += [
         "",
-        "Memory of the two workers after the load (/proc/PID/smaps_rollup): PSS counts the "
-        "snapshot pages they share once; the rest of the RSS is each worker's own Python, "
+        "Set-up times were taken once, on a shared machine. Workers ready: from starting "
+        "`lightkeeper serve` to /readyz answering with both workers up (each memory-maps the "
+        "snapshot). Memory of the two workers after the load (/proc/PID/smaps_rollup): PSS "
+        "counts the snapshot pages they share once; the rest is each worker's own Python, "
         "libraries and buffers.",
     ]
     skipped = {f"{run['size']:,}: {v}" for run in payload["runs"] for v in run["skipped"].values()}
@@ -740,11 +823,11 @@ def markdown(payload: dict[str, Any]) -> str:
 
 
 def _cells(r: dict[str, Any]) -> str:
-    hashes = "" if r["hashes_per_s"] is None else f"{r['hashes_per_s']:,}"
-    return (
-        f"{r['connections']} | {r['requests_per_s']:,.0f} | {hashes} | {r['p50_ms']} "
-        f"| {r['p99_ms']}"
-    )
+    per_request = BY_NAME[r["workload"]].hashes_per_request
+    rps = round(r["requests_per_s"])
+    # One hash per request: the same number as req/s, not a rounding of another.
+    hashes = "" if not per_request else f"{r['hashes_per_s'] if per_request > 1 else rps:,}"
+    return f"{r['connections']} | {rps:,} | {hashes} | {r['p50_ms']} | {r['p99_ms']}"
 
 
 def merged(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -782,7 +865,16 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 100,000 hashes, 5 s, nothing written"
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only rewrite the docs section from bench/results/service.json (no load)",
+    )
     args = parser.parse_args()
+    if args.report:
+        payload = json.loads((RESULTS / f"{NAME}.json").read_text())
+        write_results(NAME, payload, markdown(payload))
+        return 0
     if args.quick:
         args.sizes, args.duration = [100_000], 5
     if shutil.which("wrk") is None:
