@@ -436,3 +436,20 @@ def test_written_out_head_revision_is_the_scripts_head() -> None:
     from lightkeeper.banks import _migrate
 
     assert _migrate.head_revision() == _migrate.HEAD_REVISION
+
+
+def test_an_import_is_read_back_by_its_id(store: BankStore, bank: str) -> None:
+    first = store.start_import(bank, "lines", list_name="l", list_version="1")
+    second = store.start_import(bank, "csv", list_name=None, list_version=None)
+    store.finish_import(first, "complete", invalid=2)
+    run = store.get_import(first)
+    assert (run.id, run.bank, run.format, run.status, run.invalid) == (
+        first,
+        bank,
+        "lines",
+        "complete",
+        2,
+    )
+    assert store.get_import(second).status == "running"
+    with pytest.raises(NotFound):
+        store.get_import(second + 1)

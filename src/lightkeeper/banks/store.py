@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, literal, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -654,14 +654,24 @@ class BankStore:
         """Recorded imports, newest first; one cut short stays "running" (or "failed")."""
 
         def work(conn: Connection) -> list[ImportRun]:
-            query = select(RUNS, BANKS.c.name.label("bank_name")).join(
-                BANKS, BANKS.c.id == RUNS.c.bank_id
-            )
+            query = _runs_select()
             if bank is not None:
                 query = query.where(RUNS.c.bank_id == _bank_id(conn, bank))
             return [to_import_run(r) for r in conn.execute(query.order_by(RUNS.c.id.desc()))]
 
         return self._read(work)
+
+    def get_import(self, run_id: int) -> ImportRun:
+        """One recorded import; `NotFound` if there is none."""
+        query = _runs_select().where(RUNS.c.id == run_id)
+        row = self._read(lambda conn: conn.execute(query).first())
+        if row is None:
+            raise NotFound(f"no import with id {run_id}")
+        return to_import_run(row)
+
+
+def _runs_select() -> Select[Any]:
+    return select(RUNS, BANKS.c.name.label("bank_name")).join(BANKS, BANKS.c.id == RUNS.c.bank_id)
 
 
 def _validated(op: EntryOp) -> EntryOp:

@@ -251,21 +251,7 @@ class EntryOut(BaseModel):
 
     @classmethod
     def of(cls, entry: Entry) -> EntryOut:
-        return cls(
-            id=entry.id,
-            bank=entry.bank,
-            signal_type=entry.signal_type,
-            value=entry.value,
-            list_name=entry.list_name,
-            list_version=entry.list_version,
-            external_id=entry.external_id,
-            classification=entry.classification,
-            added_at=entry.added_at,
-            updated_at=entry.updated_at,
-            enabled=entry.enabled,
-            disabled_until=entry.disabled_until,
-            note=entry.note,
-        )
+        return cls.model_validate(entry, from_attributes=True)
 
 
 class EntryRef(BaseModel):
@@ -291,12 +277,7 @@ class WriteOut(BaseModel):
 
     @classmethod
     def of(cls, report: WriteReport) -> WriteOut:
-        return cls(
-            added=report.added,
-            updated=report.updated,
-            removed=report.removed,
-            unchanged=report.unchanged,
-        )
+        return cls.model_validate(report, from_attributes=True)
 
 
 class ImportOut(BaseModel):

@@ -251,10 +251,7 @@ async def start_import(
 
 
 def _import_out(store: BankStore, run_id: int) -> ImportOut:
-    for run in store.list_imports():
-        if run.id == run_id:
-            return ImportOut.of(run)
-    raise NotFound(f"no import with id {run_id}")
+    return ImportOut.of(store.get_import(run_id))
 
 
 @router.get("/banks/{name}/imports", openapi_extra=needs("bank:read"), summary="A bank's imports")
