@@ -1502,6 +1502,74 @@ static int parse_thresholds(PyObject *tobj, int radius, int *t) {
     return 1;
 }
 
+/* What both searches take, validated and borrowed: queries, thresholds, segments, and one
+ * result vector per query. After a failed `call_open` (exception set), `call_close` is still
+ * the way out. */
+typedef struct {
+    Py_ssize_t nq, nseg;
+    int t[LK_NCHUNKS];
+    int use_tables;
+    Segment *sg;
+    Views *views;
+    HitVec *outs;
+    Py_buffer qbuf;
+    int have_q;
+} Call;
+
+static int call_open(Call *c, PyObject *qobj, Py_ssize_t nq, int radius, PyObject *tobj,
+                     PyObject *segs) {
+    memset(c, 0, sizeof *c);
+    if (nq < 0 || radius < 0 || radius > 8 * LK_CODE_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "need nq >= 0 and 0 <= radius <= 256");
+        return -1;
+    }
+    c->nq = nq;
+    c->use_tables = parse_thresholds(tobj, radius, c->t);
+    if (c->use_tables < 0) return -1;
+    c->nseg = PyTuple_GET_SIZE(segs);
+    c->sg = (Segment *)calloc((size_t)c->nseg + 1, sizeof(Segment));
+    c->views = (Views *)calloc((size_t)c->nseg + 1, sizeof(Views));
+    c->outs = (HitVec *)calloc((size_t)nq + 1, sizeof(HitVec));
+    if (!c->sg || !c->views || !c->outs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (PyObject_GetBuffer(qobj, &c->qbuf, PyBUF_SIMPLE) < 0) return -1;
+    c->have_q = 1;
+    if ((size_t)c->qbuf.len < (size_t)nq * LK_CODE_BYTES) {
+        PyErr_SetString(PyExc_ValueError, "queries buffer too small");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < c->nseg; i++)
+        if (parse_segment(PyTuple_GET_ITEM(segs, i), &c->sg[i], &c->views[i]) < 0) return -1;
+    return 0;
+}
+
+/* Each query's hits by id (runs without the GIL). */
+static void call_sort(Call *c) {
+    for (Py_ssize_t qi = 0; qi < c->nq; qi++)
+        if (c->outs[qi].len > 1) qsort(c->outs[qi].v, c->outs[qi].len, sizeof(Hit), hit_cmp);
+}
+
+/* The result list when `ok` (else NULL, with `PyErr_NoMemory` unless an exception is set),
+ * with everything borrowed released. */
+static PyObject *call_close(Call *c, int ok) {
+    PyObject *result = NULL;
+    if (ok)
+        result = build_result(c->outs, (size_t)c->nq);
+    else if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    if (c->have_q) PyBuffer_Release(&c->qbuf);
+    if (c->views)
+        for (Py_ssize_t i = 0; i <= c->nseg; i++) views_release(&c->views[i]);
+    if (c->outs)
+        for (Py_ssize_t qi = 0; qi < c->nq; qi++) free(c->outs[qi].v);
+    free(c->outs);
+    free(c->views);
+    free(c->sg);
+    return result;
+}
+
 static PyObject *py_search(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *qobj, *tobj, *segs;
@@ -1509,70 +1577,30 @@ static PyObject *py_search(PyObject *self, PyObject *args) {
     int radius;
     if (!PyArg_ParseTuple(args, "OniOO!", &qobj, &nq, &radius, &tobj, &PyTuple_Type, &segs))
         return NULL;
-    if (nq < 0 || radius < 0 || radius > 8 * LK_CODE_BYTES) {
-        PyErr_SetString(PyExc_ValueError, "need nq >= 0 and 0 <= radius <= 256");
-        return NULL;
-    }
-    int t[LK_NCHUNKS];
-    const int use_tables = parse_thresholds(tobj, radius, t);
-    if (use_tables < 0) return NULL;
-
-    Py_ssize_t nseg = PyTuple_GET_SIZE(segs);
-    Segment *sg = (Segment *)calloc((size_t)nseg + 1, sizeof(Segment));
-    Views *views = (Views *)calloc((size_t)nseg + 1, sizeof(Views));
-    HitVec *outs = (HitVec *)calloc((size_t)nq + 1, sizeof(HitVec));
-    Py_buffer qbuf = {0};
-    int have_q = 0;
-    PyObject *result = NULL;
-    if (!sg || !views || !outs) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (PyObject_GetBuffer(qobj, &qbuf, PyBUF_SIMPLE) < 0) goto done;
-    have_q = 1;
-    if ((size_t)qbuf.len < (size_t)nq * LK_CODE_BYTES) {
-        PyErr_SetString(PyExc_ValueError, "queries buffer too small");
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < nseg; i++)
-        if (parse_segment(PyTuple_GET_ITEM(segs, i), &sg[i], &views[i]) < 0) goto done;
+    Call c;
+    if (call_open(&c, qobj, nq, radius, tobj, segs) < 0) return call_close(&c, 0);
 
     int oom = 0;
     Py_BEGIN_ALLOW_THREADS
     Scratch sc = {0};
-    if (use_tables && scratch_init(&sc, t) < 0) oom = 1;
-    const uint8_t *qs = (const uint8_t *)qbuf.buf;
-    for (Py_ssize_t i = 0; i < nseg && !oom; i++) {
-        if (use_tables && sg[i].dirs) {
+    if (c.use_tables && scratch_init(&sc, c.t) < 0) oom = 1;
+    const uint8_t *qs = (const uint8_t *)c.qbuf.buf;
+    for (Py_ssize_t i = 0; i < c.nseg && !oom; i++) {
+        if (c.use_tables && c.sg[i].dirs) {
             for (Py_ssize_t qi = 0; qi < nq && !oom; qi++)
-                if (table_query(&sg[i], qs + qi * LK_CODE_BYTES, t, radius, &sc, &outs[qi]) < 0)
+                if (table_query(&c.sg[i], qs + qi * LK_CODE_BYTES, c.t, radius, &sc,
+                                &c.outs[qi]) < 0)
                     oom = 1;
-        } else if (linear_scan(&sg[i], qs, (size_t)nq, radius, outs) < 0) {
+        } else if (linear_scan(&c.sg[i], qs, (size_t)nq, radius, c.outs) < 0) {
             oom = 1;
         }
     }
-    if (!oom)
-        for (Py_ssize_t qi = 0; qi < nq; qi++)
-            if (outs[qi].len > 1) qsort(outs[qi].v, outs[qi].len, sizeof(Hit), hit_cmp);
+    if (!oom) call_sort(&c);
     scratch_free(&sc);
     Py_END_ALLOW_THREADS
-    if (oom) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = build_result(outs, (size_t)nq);
-
-done:
-    if (have_q) PyBuffer_Release(&qbuf);
-    if (views)
-        for (Py_ssize_t i = 0; i <= nseg; i++) views_release(&views[i]);
-    if (outs)
-        for (Py_ssize_t qi = 0; qi < nq; qi++) free(outs[qi].v);
-    free(outs);
-    free(views);
-    free(sg);
-    return result;
+    return call_close(&c, !oom);
 }
+
 
 /* search_batch(queries, nq, radius, thresholds, segments, workers, group_bits=0, join=-1,
  * portable=0): as search, by the batched algorithm on `workers` threads. The last three pick
@@ -1587,63 +1615,21 @@ static PyObject *py_search_batch(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OniOO!i|iip", &qobj, &nq, &radius, &tobj, &PyTuple_Type, &segs,
                           &workers, &gbits, &join, &portable))
         return NULL;
-    if (nq < 0 || radius < 0 || radius > 8 * LK_CODE_BYTES) {
-        PyErr_SetString(PyExc_ValueError, "need nq >= 0 and 0 <= radius <= 256");
-        return NULL;
-    }
     if (workers < 1 || gbits < 0 || gbits > LK_DIR_BITS || join < -1 || join > 1) {
         PyErr_SetString(PyExc_ValueError,
                         "need workers >= 1, 0 <= group_bits <= 16 and -1 <= join <= 1");
         return NULL;
     }
-    int t[LK_NCHUNKS];
-    const int use_tables = parse_thresholds(tobj, radius, t);
-    if (use_tables < 0) return NULL;
-
-    Py_ssize_t nseg = PyTuple_GET_SIZE(segs);
-    Segment *sg = (Segment *)calloc((size_t)nseg + 1, sizeof(Segment));
-    Views *views = (Views *)calloc((size_t)nseg + 1, sizeof(Views));
-    HitVec *outs = (HitVec *)calloc((size_t)nq + 1, sizeof(HitVec));
-    Py_buffer qbuf = {0};
-    int have_q = 0;
-    PyObject *result = NULL;
-    if (!sg || !views || !outs) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (PyObject_GetBuffer(qobj, &qbuf, PyBUF_SIMPLE) < 0) goto done;
-    have_q = 1;
-    if ((size_t)qbuf.len < (size_t)nq * LK_CODE_BYTES) {
-        PyErr_SetString(PyExc_ValueError, "queries buffer too small");
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < nseg; i++)
-        if (parse_segment(PyTuple_GET_ITEM(segs, i), &sg[i], &views[i]) < 0) goto done;
+    Call c;
+    if (call_open(&c, qobj, nq, radius, tobj, segs) < 0) return call_close(&c, 0);
 
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = batch_search(sg, (size_t)nseg, (const uint8_t *)qbuf.buf, (size_t)nq, t, use_tables,
-                      radius, workers, gbits, join, portable, outs);
-    if (rc == 0)
-        for (Py_ssize_t qi = 0; qi < nq; qi++)
-            if (outs[qi].len > 1) qsort(outs[qi].v, outs[qi].len, sizeof(Hit), hit_cmp);
+    rc = batch_search(c.sg, (size_t)c.nseg, (const uint8_t *)c.qbuf.buf, (size_t)nq, c.t,
+                      c.use_tables, radius, workers, gbits, join, portable, c.outs);
+    if (rc == 0) call_sort(&c);
     Py_END_ALLOW_THREADS
-    if (rc < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = build_result(outs, (size_t)nq);
-
-done:
-    if (have_q) PyBuffer_Release(&qbuf);
-    if (views)
-        for (Py_ssize_t i = 0; i <= nseg; i++) views_release(&views[i]);
-    if (outs)
-        for (Py_ssize_t qi = 0; qi < nq; qi++) free(outs[qi].v);
-    free(outs);
-    free(views);
-    free(sg);
-    return result;
+    return call_close(&c, rc == 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
