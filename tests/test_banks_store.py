@@ -453,3 +453,16 @@ def test_an_import_is_read_back_by_its_id(store: BankStore, bank: str) -> None:
     assert store.get_import(second).status == "running"
     with pytest.raises(NotFound):
         store.get_import(second + 1)
+
+
+def test_get_entries_reads_many_ids_at_once(store: BankStore, bank: str) -> None:
+    values = [f"{i:032x}" for i in range(1, 2_501)]  # past one query's thousand ids
+    store.add_entries(bank, [NewEntry("md5", v) for v in values])
+    by_value = {e.value: e for e in store.iter_entries(bank)}
+    ids = [by_value[v].id for v in values]
+    store.remove_entry(ids[7])
+    wanted = [*ids[::-1], ids[0], 10**12]  # any order, repeats and unknown ids
+    found = store.get_entries(wanted)
+    assert sorted(found) == sorted(set(ids) - {ids[7]})
+    assert found[ids[1]] == store.get_entry(ids[1])
+    assert store.get_entries([]) == {}

@@ -472,6 +472,21 @@ class BankStore:
         """The entry with this id; `NotFound` if there is none."""
         return self._read(lambda conn: _load_entry(conn, entry_id))
 
+    def get_entries(self, entry_ids: Iterable[int]) -> dict[int, Entry]:
+        """The entries with these ids, by id; ids with no entry are left out. One query per
+        thousand ids (a batch's matches are read back together, not one query each)."""
+        wanted = sorted(set(entry_ids))
+
+        def work(conn: Connection) -> dict[int, Entry]:
+            found: dict[int, Entry] = {}
+            for start in range(0, len(wanted), 1000):
+                chunk = wanted[start : start + 1000]
+                rows = conn.execute(entry_select().where(ENTRIES.c.id.in_(chunk))).all()
+                found.update((row[0], to_entry(row)) for row in rows)
+            return found
+
+        return self._read(work) if wanted else {}
+
     def find_entry(self, bank: str, signal_type: str, value: str) -> Entry | None:
         """The bank's entry for this hash (normalised first), or None."""
         canonical = registry.get(signal_type).normalize(value)

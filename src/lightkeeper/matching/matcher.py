@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from lightkeeper.banks import Bank, BankStore, Entry
-from lightkeeper.errors import InvalidSignal, LightkeeperError, MediaError, NotFound
+from lightkeeper.errors import InvalidSignal, LightkeeperError, MediaError
 from lightkeeper.hashing import bytes_signals, hash_bytes, read_file
 from lightkeeper.matching.evidence import AS_STORED, ORIGINAL, Match, MatchResult, SuppressedMatch
 from lightkeeper.matching.follower import IndexFollower, hamming_code, index_kind
@@ -86,11 +86,46 @@ class _Query:
     quality: int | None
 
 
+class _Banks:
+    """The banks as one call sees them, read once per call (not once per item of a batch),
+    with what each signal type and quality needs from them worked out once."""
+
+    def __init__(self, banks: Mapping[int, Bank]) -> None:
+        self.by_id = dict(banks)
+        self.enabled = [bank for bank in self.by_id.values() if bank.enabled]
+        self._floors: dict[str, int] = {}
+        self._taking_part: dict[tuple[str, int | None], tuple[int, bool] | None] = {}
+
+    def highest_floor(self, signal_type: str) -> int:
+        """The highest quality floor for `signal_type` among the enabled banks."""
+        floor = self._floors.get(signal_type)
+        if floor is None:
+            floors = [_floor(bank, signal_type) for bank in self.enabled]
+            floor = self._floors[signal_type] = max(floors or [_default_floor(signal_type)])
+        return floor
+
+    def search_for(self, signal_type: str, quality: int | None) -> tuple[int, bool] | None:
+        """How to search a `signal_type` hash of this quality: the radius (the widest
+        threshold among the enabled banks that accept that quality) and whether any of them
+        matches rotations and flips; None when no bank accepts it."""
+        key = (signal_type, quality)
+        if key not in self._taking_part:
+            banks = [
+                b for b in self.enabled if quality is None or quality >= _floor(b, signal_type)
+            ]
+            self._taking_part[key] = (
+                (max(b.threshold(signal_type) for b in banks), any(b.match_dihedral for b in banks))
+                if banks
+                else None
+            )
+        return self._taking_part[key]
+
+
 @dataclass(slots=True)
 class _Plan:
     """One content's matching in progress: exact hits so far, Hamming queries to run."""
 
-    banks: dict[int, Bank]
+    banks: _Banks
     sha256: object
     computed: list[str] = field(default_factory=list)
     low_quality: bool = False
@@ -174,26 +209,27 @@ class Matcher:
         instead of failing the batch."""
         if self._refresh_on_call:
             self.refresh()
+        banks = _Banks(self._follower.banks)
         plans: list[_Plan | MatchResult] = []
         for hashes in items:
             try:
-                plans.append(self._plan(hashes))
+                plans.append(self._plan(hashes, banks))
             except LightkeeperError as exc:
                 plans.append(MatchResult(error=str(exc), error_type=exc.code))
-        self._search_all([p for p in plans if isinstance(p, _Plan)])
-        return [p if isinstance(p, MatchResult) else self._finish(p) for p in plans]
+        planned = [p for p in plans if isinstance(p, _Plan)]
+        self._search_all(planned)
+        entries = self._entries(planned)
+        return [p if isinstance(p, MatchResult) else self._finish(p, entries) for p in plans]
 
     # ------------------------------------------------------------------ matching
 
     def _match(self, hashes: Mapping[str, object]) -> MatchResult:
-        plan = self._plan(hashes)
+        plan = self._plan(hashes, _Banks(self._follower.banks))
         self._search_all([plan])
-        return self._finish(plan)
+        return self._finish(plan, self._entries([plan]))
 
-    def _plan(self, hashes: Mapping[str, object]) -> _Plan:
+    def _plan(self, hashes: Mapping[str, object], banks: _Banks) -> _Plan:
         """The content's signals, exact hits, and the Hamming queries still to run."""
-        banks = dict(self._follower.banks)
-        enabled = [bank for bank in banks.values() if bank.enabled]
         plan = _Plan(banks=banks, sha256=hashes.get("sha256"))
         for name in registry.all_signal_types():
             value = hashes.get(name)
@@ -211,10 +247,9 @@ class Matcher:
                 signal_quality = _quality(hashes.get(f"{name}_quality"))
                 if plan.quality is None:
                     plan.quality = signal_quality
-                floors = [_floor(bank, name) for bank in enabled] or [_default_floor(name)]
-                if signal_quality is not None and signal_quality < max(floors):
+                if signal_quality is not None and signal_quality < banks.highest_floor(name):
                     plan.low_quality = True
-                self._queries(plan, name, canonical, signal_quality, hashes, enabled)
+                self._queries(plan, name, canonical, signal_quality, hashes)
         return plan
 
     def _queries(
@@ -224,22 +259,21 @@ class Matcher:
         value: str,
         quality: int | None,
         hashes: Mapping[str, object],
-        enabled: list[Bank],
     ) -> None:
         """The content's variants of a Hamming signal to query, radius the widest needed."""
-        taking_part = [b for b in enabled if quality is None or quality >= _floor(b, name)]
-        if not taking_part:
+        search = plan.banks.search_for(name, quality)
+        if search is None:
             return
+        radius, any_dihedral = search
         variants = [(ORIGINAL, value)]
         as_stored = hashes.get(f"{name}_as_stored")
         if as_stored is not None and (stored := _canonical(name, as_stored)) != value:
             variants.append((AS_STORED, stored))
         dihedral = hashes.get(f"{name}_dihedral")
-        if isinstance(dihedral, Mapping) and any(b.match_dihedral for b in taking_part):
+        if any_dihedral and isinstance(dihedral, Mapping):
             for variant, other in dihedral.items():
                 if variant != ORIGINAL and variant in _VARIANT_RANK:
                     variants.append((variant, _canonical(name, other)))
-        radius = max(bank.threshold(name) for bank in taking_part)
         for variant, content_value in variants:
             plan.queries.append(
                 _Query(name, radius, variant, content_value, hamming_code(content_value), quality)
@@ -258,14 +292,23 @@ class Matcher:
                     hit = _Hit(name, distance, query.variant, query.quality, query.value)
                     plan.hits.setdefault(entry_id, []).append(hit)
 
-    def _finish(self, plan: _Plan) -> MatchResult:
-        matches = self._judge(plan.hits, plan.banks)
+    def _finish(self, plan: _Plan, entries: Mapping[int, Entry]) -> MatchResult:
+        """The plan's result, its candidates judged against `entries` (read back from the
+        store: an id missing there was removed since the index was refreshed)."""
+        sha256 = plan.sha256 if isinstance(plan.sha256, str) else None
+        if not plan.hits:  # most contents: nothing to judge
+            return MatchResult(
+                sha256=sha256,
+                low_quality=plan.low_quality,
+                quality=plan.quality,
+                signals=tuple(plan.computed),
+            )
+        matches = _judge(plan.hits, plan.banks.by_id, entries)
         allowed = sorted((m for m in matches if m.bank_kind == "allow"), key=Match.sort_key)
         block = sorted((m for m in matches if m.bank_kind != "allow"), key=Match.sort_key)
         block, suppressed = _apply_allow(block, allowed)
-        sha256 = plan.sha256
         return MatchResult(
-            sha256=sha256 if isinstance(sha256, str) else None,
+            sha256=sha256,
             matches=tuple(block),
             suppressed=suppressed,
             allowed=tuple(allowed),
@@ -274,22 +317,28 @@ class Matcher:
             signals=tuple(plan.computed),
         )
 
-    def _judge(self, hits: dict[int, list[_Hit]], banks: Mapping[int, Bank]) -> list[Match]:
-        """Each candidate checked against its entry and bank as they are now."""
-        now = datetime.now(UTC)
-        found: list[Match] = []
-        for entry_id, candidates in sorted(hits.items()):
-            try:
-                entry = self._store.get_entry(entry_id)
-            except NotFound:
-                continue  # removed since the index was refreshed
-            bank = banks.get(entry.bank_id)
-            if bank is None or not bank.enabled or not entry.is_active(now):
-                continue
-            best = _best(entry, bank, candidates)
-            if best is not None:
-                found.append(_evidence(entry, bank, best))
-        return found
+    def _entries(self, plans: Sequence[_Plan]) -> dict[int, Entry]:
+        """Every candidate entry of `plans`, read back from the store in one go."""
+        return self._store.get_entries(entry_id for plan in plans for entry_id in plan.hits)
+
+
+def _judge(
+    hits: dict[int, list[_Hit]], banks: Mapping[int, Bank], entries: Mapping[int, Entry]
+) -> list[Match]:
+    """Each candidate checked against its entry and bank as they are now."""
+    now = datetime.now(UTC)
+    found: list[Match] = []
+    for entry_id, candidates in sorted(hits.items()):
+        entry = entries.get(entry_id)
+        if entry is None:
+            continue  # removed since the index was refreshed
+        bank = banks.get(entry.bank_id)
+        if bank is None or not bank.enabled or not entry.is_active(now):
+            continue
+        best = _best(entry, bank, candidates)
+        if best is not None:
+            found.append(_evidence(entry, bank, best))
+    return found
 
 
 def _apply_allow(

@@ -41,7 +41,8 @@ def needs(scope: str) -> dict[str, Any]:
     return {SCOPE_KEY: scope, "security": [{"bearer": []}, {"apiKeyHeader": []}]}
 
 
-def _secret(request: Request) -> str | None:
+def secret_of(request: Request) -> str | None:
+    """The key a request presents, if any."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -63,7 +64,7 @@ def authenticate(request: Request) -> ApiKey:
     found: ApiKey | None = request.scope.get(_KEY_SCOPE)
     if found is not None:
         return found
-    secret = _secret(request)
+    secret = secret_of(request)
     if secret is None:
         raise Unauthenticated(
             "this route needs an API key: send 'Authorization: Bearer <key>' "
@@ -119,14 +120,16 @@ def charge(request: Request, cost: float) -> None:
     One request never costs more than a full bucket in all (its charges add up), so that a
     batch too large for the bucket still goes through when the bucket is full.
     """
-    key: ApiKey = request.state.key
-    runtime = request.app.state.runtime
+    spent: float = getattr(request.state, "charged", 0.0)
+    request.state.charged = spend(request.app.state.runtime, request.state.key, cost, spent)
+
+
+def spend(runtime: Any, key: ApiKey, cost: float, spent: float = 0.0) -> float:
+    """`charge` for a key and the `spent` total of its request so far; the new total."""
     settings = runtime.settings
     rate = (key.rate_limit or settings.rate_limit) / max(1, settings.workers)
     burst = max(1.0, 2.0 * rate)
-    spent: float = getattr(request.state, "charged", 0.0)
     cost = min(cost, max(0.0, burst - spent))
-    request.state.charged = spent + cost
     wait = runtime.limiter.take(key.id, rate, burst, cost)
     if wait > 0:
         raise RateLimited(
@@ -134,6 +137,7 @@ def charge(request: Request, cost: float) -> None:
             f"retry after {retry_after_header(wait)} s",
             retry_after=wait,
         )
+    return spent + cost
 
 
 def calling_key(request: Request) -> ApiKey:

@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lightkeeper import __version__
 from lightkeeper.errors import LightkeeperError, RateLimited
 from lightkeeper.service.access import PUBLIC, SCOPE_KEY, AuthenticateFirst, enforce_access
+from lightkeeper.service.hotpath import LookupHotPath
+from lightkeeper.service.jsonbody import add_body_schemas
 from lightkeeper.service.metrics import install_metrics
 from lightkeeper.service.ratelimit import retry_after_header
 from lightkeeper.service.runtime import Runtime
@@ -102,6 +104,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.add_middleware(AuthenticateFirst, public_paths=lambda: _public_paths(app))
     app.add_middleware(BodyLimit, limit=chosen.max_upload_bytes)
+    if chosen.hot_path:
+        app.add_middleware(LookupHotPath, fastapi_app=app)
     install_metrics(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -131,7 +135,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
         )
-        schema.setdefault("components", {})["securitySchemes"] = {
+        add_body_schemas(schema.setdefault("components", {}).setdefault("schemas", {}))
+        schema["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer"},
             "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         }

@@ -57,6 +57,13 @@ FOLLOW_INTERVAL = Setting(
     "Seconds between reads of the change log (bank changes reach every worker within it).",
 )
 
+HOT_PATH = Setting(
+    "hot_path",
+    "LIGHTKEEPER_HOT_PATH",
+    "1",
+    "1: answer well-formed single lookups on the hot path (same answers, less CPU); 0: off.",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     DATABASE_URL,
     INDEX_DIR,
@@ -65,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     RATE_LIMIT,
     WORKERS,
     FOLLOW_INTERVAL,
+    HOT_PATH,
 )
 
 #: Most hashes in one batched lookup.
@@ -80,6 +88,7 @@ class ServiceSettings:
     rate_limit: float = float(RATE_LIMIT.default)
     workers: int = 1
     follow_interval: float = float(FOLLOW_INTERVAL.default)
+    hot_path: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -99,12 +108,13 @@ class ServiceSettings:
             (RATE_LIMIT, float),
             (WORKERS, int),
             (FOLLOW_INTERVAL, float),
+            (HOT_PATH, _flag),
         ):
             if (v := get(setting)) is not None:
                 try:
                     changes[setting.name] = kind(v)
                 except ValueError:
-                    raise ValueError(f"{setting.env}={v!r} is not a number") from None
+                    raise ValueError(f"{setting.env}={v!r} is not a valid value") from None
         return replace(out, **changes)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
@@ -116,6 +126,7 @@ class ServiceSettings:
             RATE_LIMIT.env: str(self.rate_limit),
             WORKERS.env: str(self.workers),
             FOLLOW_INTERVAL.env: str(self.follow_interval),
+            HOT_PATH.env: "1" if self.hot_path else "0",
         }
         if self.index_dir is not None:
             env[INDEX_DIR.env] = str(self.index_dir)
@@ -138,3 +149,9 @@ class ServiceSettings:
             max_pixels=self.max_pixels,
             max_bytes=min(DEFAULT_LIMITS.max_bytes, self.max_upload_bytes),
         )
+
+
+def _flag(value: str) -> bool:
+    if value in ("1", "0"):
+        return value == "1"
+    raise ValueError(value)

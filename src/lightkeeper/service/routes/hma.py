@@ -550,7 +550,7 @@ BypassParam = Query(False, description="Accepted for HMA clients; no effect")
     summary="HMA: the entries a hash matches, by id (enabled banks and entries only)",
     responses=_example({"matches": [{"bank_content_id": 2, "distance": "0"}]}),
 )
-def hma_raw_lookup(
+async def hma_raw_lookup(
     request: Request,
     signal_type: str = Query(description="pdq, video_md5, sha1, sha256 or url"),
     signal: str = Query(description="The hash"),
@@ -575,7 +575,7 @@ def hma_raw_lookup(
     summary="HMA: the banks a hash matches, with each entry's id and distance",
     responses=_example({"TEST_BANK": [{"bank_content_id": 2, "distance": "0"}]}),
 )
-def hma_lookup(
+async def hma_lookup(
     request: Request,
     signal_type: str | None = Query(None, description="pdq, video_md5, sha1, sha256 or url"),
     signal: str | None = Query(None, description="The hash"),
@@ -645,7 +645,7 @@ def _by_signal_type(
     summary="HMA: compare pairs of hashes: whether they match, and their distance",
     responses=_example({"pdq": [False, {"distance": 124}]}),
 )
-def hma_compare(body: Any = CompareBody) -> Response:
+async def hma_compare(body: Any = CompareBody) -> Response:
     if not isinstance(body, dict):
         raise ServiceError("Request input was not a dict")
     out: dict[str, Any] = {}

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from lightkeeper.errors import UnknownSignalType
 from lightkeeper.matching import Matcher
 from lightkeeper.matching.evidence import Match, MatchResult
 from lightkeeper.service.access import BATCH_COST_PER_HASH, calling_key, charge, needs
+from lightkeeper.service.jsonbody import FastJSONResponse, body_schema, parse_body
+from lightkeeper.service.keys import ApiKey
 from lightkeeper.service.metrics import MATCHES
 from lightkeeper.service.routes.hashing import upload_route
 from lightkeeper.service.schemas import (
@@ -139,23 +140,32 @@ async def lookup_one(
     quality: int | None = Query(None, ge=0, le=100, description="PDQ quality, when known"),
 ) -> Response:
     # One hash: a malformed one is the request's error (422; 404 for an unknown signal type).
+    # The well-formed case is usually answered before this, by `service.hotpath`.
     registry.get(signal_type).normalize(value)
-    matcher: Matcher = request.app.state.runtime.matcher
+    runtime = request.app.state.runtime
+    return lookup_response(runtime.matcher, signal_type, value, quality, calling_key(request))
+
+
+def lookup_response(
+    matcher: Matcher, signal_type: str, value: str, quality: int | None, key: ApiKey
+) -> Response:
+    """The answer to a single lookup (here and on the hot path)."""
     seq = matcher.follower.last_seq
-    results = _lookup(matcher, [(signal_type, value, quality)], _reveal(request))
-    return JSONResponse({"results": results, "index_seq": seq})
+    results = _lookup(matcher, [(signal_type, value, quality)], key.allows("bank:read"))
+    return FastJSONResponse({"results": results, "index_seq": seq})
 
 
 @router.post(
     "/lookup",
-    openapi_extra=needs("lookup"),
+    openapi_extra={**needs("lookup"), **body_schema(LookupRequest)},
     summary="Look up a batch of up to 10,000 hashes",
     response_model=LookupResponse,
 )
-async def lookup_batch(request: Request, body: LookupRequest) -> Response:
+async def lookup_batch(request: Request) -> Response:
+    body = parse_body(LookupRequest, await request.body())
     charge(request, max(0.0, (len(body.hashes) - 100) * BATCH_COST_PER_HASH))
     matcher: Matcher = request.app.state.runtime.matcher
     seq = matcher.follower.last_seq
     items = [(h.signal_type, h.value, h.quality) for h in body.hashes]
     results = await run_in_threadpool(_lookup, matcher, items, _reveal(request))
-    return JSONResponse({"results": results, "index_seq": seq})
+    return FastJSONResponse({"results": results, "index_seq": seq})
