@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 
-.PHONY: install build run test lint bench clean
+.PHONY: install build run test lint bench eval clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	PYTHON=$(PYTHON) ./scripts/ensure-system-deps.sh
@@ -36,6 +36,11 @@ test: build lint
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	$(PY) bench/run.py
+
+# Accuracy on real photos (docs/accuracy.md): builds the corpus where missing, evaluates it,
+# rewrites the report, its figures and the generated section of docs/accuracy.md.
+eval: install
+	LK=$(BIN)/lightkeeper ./scripts/eval.sh
 
 clean:
 	rm -rf build src/lightkeeper/*.so src/lightkeeper/*/*.so

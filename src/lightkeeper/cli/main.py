@@ -18,6 +18,7 @@ import click
 
 from lightkeeper import __version__
 from lightkeeper.cli.bank_command import bank_group
+from lightkeeper.cli.eval_command import eval_command
 from lightkeeper.cli.exit_codes import ExitCode, exit_code_table
 from lightkeeper.cli.hash_command import hash_command
 from lightkeeper.cli.keys_command import keys_group
@@ -91,3 +92,4 @@ main.add_command(match_command)
 main.add_command(scan_command)
 main.add_command(serve_command)
 main.add_command(keys_group)
+main.add_command(eval_command)
