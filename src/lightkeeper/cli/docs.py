@@ -44,7 +44,29 @@ def reference() -> str:
         if command is None or command.hidden:
             continue
         sections += _sections(command, ["lightkeeper", name], root)
+    sections.append(_settings())
     return "\n".join(sections)
+
+
+def _settings() -> str:
+    """The environment settings of the store and the service, from their declarations."""
+    from lightkeeper.banks.settings import SETTINGS as STORE_SETTINGS
+    from lightkeeper.service.settings import SETTINGS as SERVICE_SETTINGS
+
+    rows = [
+        f"| `{s.env}` | {s.default} | {s.help} |"
+        for s in dict.fromkeys((*STORE_SETTINGS, *SERVICE_SETTINGS))
+    ]
+    return "\n".join(
+        [
+            "## Environment settings\n",
+            "Read by the CLI and by `lightkeeper serve`, whose options set them for its workers.\n",
+            "| variable | default | what |",
+            "|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
 
 
 def _sections(command: click.Command, path: list[str], parent: click.Context) -> list[str]:
