@@ -1,0 +1,732 @@
+"""PDQ of image regions: catching crops and screenshot embeddings. (Design note: TBD.)"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from lightkeeper.signals.pdq import hash_pixels, hash_pixels_dihedral, hex_to_code
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = [
+    "FAMILIES",
+    "KEEP_STEP",
+    "QUERY_KEEPS",
+    "REFERENCE_KEEPS",
+    "PdqContentMethod",
+    "PdqRegionsMethod",
+    "Region",
+    "RegionCode",
+    "RegionHasher",
+    "content_regions",
+    "query_windows",
+    "reference_regions",
+]
+
+#: Ratio between neighbouring kept fractions of a side. PDQ moves about 25 bits (of the
+#: 31 a match allows) when one edge of the window moves by 1.5 % of the side, so
+#: neighbouring windows may differ by at most about twice that: 1 - 0.972 = 2.8 %.
+KEEP_STEP: Final = 0.972
+#: Kept fractions of a side for the windows a bank stores (q^4 ≈ 89 %, q^8 ≈ 80 %).
+REFERENCE_KEEPS: Final[tuple[float, ...]] = (KEEP_STEP**4, KEEP_STEP**8)
+#: Kept fractions of a side for the windows an upload is looked up with (97, 94, 92 %).
+QUERY_KEEPS: Final[tuple[float, ...]] = (KEEP_STEP, KEEP_STEP**2, KEEP_STEP**3)
+
+#: The crop families, each a one-parameter set of windows: which edges give way.
+#: "left" is the left part of the image (its right edge cut), "center-x" the middle of
+#: the width at full height, "center" the middle of both sides.
+FAMILIES: Final[tuple[str, ...]] = (
+    "center",
+    "center-x",
+    "center-y",
+    "left",
+    "right",
+    "top",
+    "bottom",
+)
+
+#: Windows under this many pixels on a side are not hashed: PDQ samples a 64 x 64 grid.
+MIN_REGION_SIDE: Final = 64
+#: PDQ's default quality floor: region codes below it are dropped (flat crops of sky or
+#: wall would otherwise match any other flat crop).
+DEFAULT_QUALITY_FLOOR: Final = 50
+#: Longest side of the copy regions are hashed on; larger images are scaled down first.
+DEFAULT_WORK_SIDE: Final = 512
+
+# Content finder settings (see `content_regions`).
+_COARSE_SIDE: Final = 160
+_RING_SHARE: Final = 0.04
+_PALETTE_TOLERANCE: Final = 12.0
+_FLAT_STEP: Final = 6.0
+_RUN: Final = 12
+_RUN_RANGE: Final = 6.0
+_BACKGROUND_PENALTY: Final = 2.0
+_MIN_CONTENT_SHARE: Final = 0.02
+_MAX_CONTENT_SHARE: Final = 0.97
+_MIN_OUTSIDE_BACKGROUND: Final = 0.5
+#: A line of the coarse copy crossing a box is canvas, splitting it, when this share of it is.
+_SEPARATOR_SHARE: Final = 0.9
+#: A box with this share of its coarse pixels close to its median colour is a solid block.
+_SOLID_SHARE: Final = 0.9
+#: Lines averaged on each side of a boundary, samples taken along it, and the median step
+#: (levels of 255) that makes a clear, straight edge or at least a weak one.
+_EDGE_DEPTH: Final = 3
+_EDGE_SAMPLES: Final = 192
+_EDGE_STEP: Final = 6.0
+#: Within this many levels of a palette colour a pixel is canvas itself, not a photo margin
+#: of nearly the canvas's colour.
+_EXACT_TOLERANCE: Final = 3.0
+#: Share of canvas-coloured pixels the lines just outside a content edge must have.
+_OUTER_CANVAS: Final = 0.8
+_WEAK_STEP: Final = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A named window of an image in pixels: columns [left, right), rows [top, bottom)."""
+
+    name: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def crop(self, rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """The window's pixels (a view of `rgb`)."""
+        return rgb[self.top : self.bottom, self.left : self.right]
+
+
+@dataclass(frozen=True, slots=True)
+class RegionCode:
+    """The PDQ hash of one region, with the region it came from."""
+
+    region: Region
+    value: str
+    quality: int
+
+    @property
+    def name(self) -> str:
+        return self.region.name
+
+    @property
+    def code(self) -> bytes:
+        """The 32-byte code the Hamming index holds."""
+        return hex_to_code(self.value)
+
+
+def _axis_window(length: int, keep: float, anchor: str) -> tuple[int, int]:
+    """[start, stop) keeping `keep` of an axis of `length` pixels, anchored at "start",
+    "stop" or "middle" (the cut split evenly, the odd pixel taken from the far edge)."""
+    kept = min(length, max(1, round(keep * length)))
+    cut = length - kept
+    if anchor == "start":
+        return 0, kept
+    if anchor == "stop":
+        return cut, length
+    return cut // 2, cut // 2 + kept
+
+
+#: For each family, the anchor of the x axis and of the y axis ("full" keeps the axis).
+_ANCHORS: Final[dict[str, tuple[str, str]]] = {
+    "center": ("middle", "middle"),
+    "center-x": ("middle", "full"),
+    "center-y": ("full", "middle"),
+    "left": ("start", "full"),
+    "right": ("stop", "full"),
+    "top": ("full", "start"),
+    "bottom": ("full", "stop"),
+}
+
+
+def _family_windows(
+    width: int, height: int, keeps: Sequence[float], families: Sequence[str]
+) -> list[Region]:
+    if min(width, height) < MIN_REGION_SIDE:
+        return []
+    regions = []
+    for keep in keeps:
+        if not 0.0 < keep < 1.0:
+            raise ValueError(f"a kept fraction lies strictly between 0 and 1, got {keep}")
+        for family in families:
+            try:
+                x_anchor, y_anchor = _ANCHORS[family]
+            except KeyError:
+                raise ValueError(
+                    f"unknown region family {family!r}; known: {', '.join(FAMILIES)}"
+                ) from None
+            x0, x1 = (0, width) if x_anchor == "full" else _axis_window(width, keep, x_anchor)
+            y0, y1 = (0, height) if y_anchor == "full" else _axis_window(height, keep, y_anchor)
+            if min(x1 - x0, y1 - y0) < MIN_REGION_SIDE:
+                continue
+            regions.append(Region(f"region:{family}-{round(keep * 100)}", x0, y0, x1, y1))
+    return regions
+
+
+def reference_regions(
+    width: int,
+    height: int,
+    keeps: Sequence[float] = REFERENCE_KEEPS,
+    families: Sequence[str] = FAMILIES,
+) -> list[Region]:
+    """The windows of a banked image whose PDQ codes the bank stores beside the whole image's.
+
+    One window per kept fraction and family, in that order, e.g. "region:left-89" (the left
+    89 % of the width, full height) or "region:center-80". None for images under
+    `MIN_REGION_SIDE` pixels on a side, and none that would be narrower than that.
+    """
+    return _family_windows(width, height, keeps, families)
+
+
+def query_windows(
+    width: int,
+    height: int,
+    keeps: Sequence[float] = QUERY_KEEPS,
+    families: Sequence[str] = FAMILIES,
+) -> list[Region]:
+    """The windows of an upload that it is also looked up with: the same families, with the
+    finer kept fractions, so that (query window) x (reference window) meet on a grid."""
+    return _family_windows(width, height, keeps, families)
+
+
+# --- content regions: the photo inside a screenshot -------------------------------------
+
+
+def _reduced(rgb: NDArray[np.uint8], factor: int) -> NDArray[np.float32]:
+    """A copy `factor` times smaller on each side, each pixel the mean of up to 4 x 4 samples
+    spread over its factor x factor block (a partial last block is dropped): cheaper than a
+    full box filter on a 2-megapixel screenshot, and enough to average canvas noise away."""
+    rows, cols = rgb.shape[0] // factor, rgb.shape[1] // factor
+    offsets = sorted({(2 * k + 1) * factor // 8 for k in range(4)})
+    total = np.zeros((rows, cols, 3), dtype=np.float32)
+    for dy in offsets:
+        for dx in offsets:
+            total += rgb[dy::factor, dx::factor][:rows, :cols]
+    total /= len(offsets) ** 2
+    return total
+
+
+def _flat(coarse: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """Pixels of the coarse copy that differ from none of their four neighbours by more than
+    `_FLAT_STEP` on any channel: canvas is flat, a photo mostly is not."""
+    padded = np.pad(coarse, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    centre = padded[1:-1, 1:-1]
+    step = np.zeros(coarse.shape[:2], dtype=np.float32)
+    for neighbour in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
+        np.maximum(step, np.abs(centre - neighbour).max(axis=-1), out=step)
+    flat: NDArray[np.bool_] = step <= _FLAT_STEP
+    return flat
+
+
+def _ring(values: NDArray[np.generic]) -> NDArray[np.generic]:
+    """The outermost ring of a 2-D (or 2-D by channel) array, as one run of values."""
+    return np.concatenate([values[0], values[-1], values[1:-1, 0], values[1:-1, -1]])
+
+
+def _ring_palette(coarse: NDArray[np.float32], usable: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """The canvas colours: those of the `usable` pixels of the image's outermost ring that
+    cover at least `_RING_SHARE` of the whole ring (the canvas, bars and padding around an
+    embedded photo)."""
+    ring = _ring(coarse)[_ring(usable)]
+    total = 2 * (coarse.shape[0] + coarse.shape[1]) - 4
+    bins = (ring // 16).astype(np.int32)
+    keys = (bins[:, 0] << 8 | bins[:, 1]) << 8 | bins[:, 2]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    colours = [
+        ring[inverse == index].mean(axis=0)
+        for index in np.flatnonzero(counts >= _RING_SHARE * total)
+    ]
+    if not colours:
+        return np.zeros((0, 3), dtype=np.float32)
+    return np.asarray(colours, dtype=np.float32)
+
+
+def _steady(side: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """Pixels of one side of the ring (a run of colours) inside a stretch of `_RUN` pixels
+    whose colours stay within `_RUN_RANGE` levels on every channel."""
+    if len(side) < _RUN:
+        return np.zeros(len(side), dtype=bool)
+    windows = np.lib.stride_tricks.sliding_window_view(side, _RUN, axis=0)
+    calm = (windows.max(axis=-1) - windows.min(axis=-1)).max(axis=-1) <= _RUN_RANGE
+    steady = np.zeros(len(side), dtype=bool)
+    for offset in range(_RUN):
+        steady[offset : offset + len(calm)] |= calm
+    return steady
+
+
+def _canvas(coarse: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """The palette of canvas colours and the background-like pixels of the coarse copy.
+
+    Only ring pixels that lie in a steady stretch of the ring count: a canvas, a bar or
+    padding keeps one colour along the border, while a photo that reaches the border (full
+    width on a phone, letterboxed) drifts even where it is smooth, and must not lend its
+    colours to the canvas."""
+    usable = np.zeros(coarse.shape[:2], dtype=bool)
+    usable[0] = _steady(coarse[0])
+    usable[-1] = _steady(coarse[-1])
+    usable[:, 0] |= _steady(coarse[:, 0])
+    usable[:, -1] |= _steady(coarse[:, -1])
+    palette = _ring_palette(coarse, usable & _flat(coarse))
+    return palette, _background_mask(coarse, palette)
+
+
+def _background_mask(
+    pixels: NDArray[np.float32], palette: NDArray[np.float32]
+) -> NDArray[np.bool_]:
+    """Pixels within `_PALETTE_TOLERANCE` (on every channel) of a palette colour."""
+    mask = np.zeros(pixels.shape[:-1], dtype=bool)
+    for colour in palette:
+        mask |= (np.abs(pixels - colour) <= _PALETTE_TOLERANCE).all(axis=-1)
+    return mask
+
+
+def _best_run(values: NDArray[np.float32]) -> tuple[float, int, int]:
+    """The contiguous run [start, stop) of greatest sum: (sum, start, stop)."""
+    prefix = np.zeros(len(values) + 1, dtype=np.float64)
+    np.cumsum(values, out=prefix[1:])
+    rise = prefix[1:] - np.minimum.accumulate(prefix[:-1])
+    stop = int(np.argmax(rise)) + 1
+    start = int(np.argmin(prefix[:stop]))
+    return float(rise[stop - 1]), start, stop
+
+
+def _best_rectangle(weight: NDArray[np.float32]) -> tuple[float, tuple[int, int, int, int]]:
+    """The axis-aligned rectangle of greatest total weight: (score, (x0, y0, x1, y1)).
+
+    For every pair of column bounds at once, the best run of rows is the largest rise of
+    the running row sum (its value minus its lowest earlier value): one pass down the
+    rows over a vector of all column pairs, about 4,000 of them at 160 x 90, the shorter
+    axis being the paired one. The winning pair's run of rows is then found on its own.
+    """
+    transposed = weight.shape[1] > weight.shape[0]
+    grid = np.ascontiguousarray(weight.T if transposed else weight, dtype=np.float32)
+    rows, cols = grid.shape
+    across = np.zeros((rows, cols + 1), dtype=np.float32)
+    np.cumsum(grid, axis=1, out=across[:, 1:])
+    lo, hi = np.triu_indices(cols + 1, k=1)
+    spans = across[:, hi]
+    spans -= across[:, lo]
+    running = np.zeros(len(lo), dtype=np.float32)
+    lowest = np.zeros(len(lo), dtype=np.float32)
+    best = np.full(len(lo), -np.inf, dtype=np.float32)
+    rise = np.empty(len(lo), dtype=np.float32)
+    for row in range(rows):
+        running += spans[row]
+        np.subtract(running, lowest, out=rise)
+        np.maximum(best, rise, out=best)
+        np.minimum(lowest, running, out=lowest)
+    pair = int(np.argmax(best))
+    c0, c1 = int(lo[pair]), int(hi[pair])
+    score, r0, r1 = _best_run(across[:, c1] - across[:, c0])
+    box = (r0, c0, r1, c1) if transposed else (c0, r0, c1, r1)
+    return score, box
+
+
+def _step_profile(
+    rgb: NDArray[np.uint8],
+    axis: int,
+    first: int,
+    last: int,
+    span: tuple[int, int],
+    canvas: tuple[NDArray[np.float32], int] | None = None,
+) -> NDArray[np.float32]:
+    """For each boundary b in [first, last] between lines b - 1 and b (rows when `axis` is 0,
+    columns when 1), how consistently the image steps there along `span` of the other axis:
+    the median over the span of (mean of lines b..b+2) - (mean of lines b-3..b-1), its
+    largest absolute value over the three channels. A photo's straight edge against a
+    canvas scores its contrast; noise, text and the photo's own content score near zero,
+    as they do not step the same way all along the line.
+
+    With `canvas` (palette, outward), a boundary scores only where the three lines on its
+    outer side (before it when `outward` is -1, after it when +1) are mostly canvas
+    colours: the near edge of the next tile in a row of thumbnails does not count."""
+    length = rgb.shape[axis]
+    first, last = max(first, _EDGE_DEPTH), min(last, length - _EDGE_DEPTH)
+    lo, hi = max(span[0], 0), min(span[1], rgb.shape[1 - axis])
+    if first > last or hi - lo < 8:
+        return np.zeros(0, dtype=np.float32)
+    stride = max(1, (hi - lo) // _EDGE_SAMPLES)
+    start, stop = first - _EDGE_DEPTH, last + _EDGE_DEPTH
+    if axis == 0:
+        lines = rgb[start:stop, lo:hi:stride]
+    else:
+        lines = rgb[lo:hi:stride, start:stop].transpose(1, 0, 2)
+    running = np.zeros((stop - start + 1, *lines.shape[1:]), dtype=np.float32)
+    np.cumsum(lines, axis=0, dtype=np.float32, out=running[1:])
+    means = running[_EDGE_DEPTH:] - running[:-_EDGE_DEPTH]
+    steps = (means[_EDGE_DEPTH:] - means[:-_EDGE_DEPTH]) / _EDGE_DEPTH
+    profile: NDArray[np.float32] = np.abs(np.median(steps, axis=1)).max(axis=-1)
+    if canvas is not None:
+        palette, outward = canvas
+        share = _background_mask(lines.astype(np.float32), palette).mean(axis=1)
+        counted = np.zeros(len(share) + 1)
+        np.cumsum(share, out=counted[1:])
+        near = (counted[_EDGE_DEPTH:] - counted[:-_EDGE_DEPTH]) / _EDGE_DEPTH
+        outer = near[:-_EDGE_DEPTH] if outward < 0 else near[_EDGE_DEPTH:]
+        profile[outer < _OUTER_CANVAS] = 0.0
+    return profile
+
+
+def _inside_differs(
+    rgb: NDArray[np.uint8],
+    palette: NDArray[np.float32],
+    axis: int,
+    position: int,
+    outward: int,
+    span: tuple[int, int],
+) -> bool:
+    """Whether the lines just inside a boundary found at `position` are not themselves canvas
+    (within `_EXACT_TOLERANCE` of a palette colour): the edge between a bar and the page
+    beside it is a straight step with canvas outside too, but canvas inside as well."""
+    lo, hi = span
+    stride = max(1, (hi - lo) // _EDGE_SAMPLES)
+    inner = (
+        slice(position, position + _EDGE_DEPTH)
+        if outward < 0
+        else slice(position - _EDGE_DEPTH, position)
+    )
+    lines = rgb[inner, lo:hi:stride] if axis == 0 else rgb[lo:hi:stride, inner]
+    pixels = np.asarray(lines, dtype=np.float32).reshape(-1, 3)
+    exact = np.zeros(len(pixels), dtype=bool)
+    for colour in palette:
+        exact |= (np.abs(pixels - colour) <= _EXACT_TOLERANCE).all(axis=-1)
+    return bool(exact.mean() < 0.5)
+
+
+def _place_edge(
+    rgb: NDArray[np.uint8],
+    palette: NDArray[np.float32],
+    axis: int,
+    guess: int,
+    outward: int,
+    reach: int,
+    extent: int,
+    across: tuple[int, int],
+    border: int,
+) -> tuple[int, bool]:
+    """The exact boundary of the content near `guess` on `axis`, and whether it is a
+    straight edge. `outward` is -1 for a top or left edge, +1 for a bottom or right one.
+
+    First the strongest step within `reach` of the guess. If none is a clear edge, the
+    photo may have a margin of canvas colour (a white sky on a white page) that the
+    coarse pass left out: the nearest clear edge outward within `extent` with something
+    other than canvas on its inner side is taken. Failing both, the best weak step
+    nearby, or the guess itself. Without a clear edge nearby, a guess within `border` of
+    the image's border (the coarse box touches it) is the border itself."""
+    length = rgb.shape[axis]
+    inset = (across[1] - across[0]) // 10
+    span = (across[0] + inset, across[1] - inset)  # clear of the corners
+    canvas = (palette, outward)
+    local = _step_profile(rgb, axis, guess - reach, guess + reach, span, canvas)
+    first = max(guess - reach, _EDGE_DEPTH)
+    if len(local) and local.max() >= _EDGE_STEP:
+        return first + int(np.argmax(local)), True
+    if guess <= border or guess >= length - border:
+        return (0 if guess <= border else length), False  # the content reaches the border
+    if outward < 0:
+        lo, hi = guess - extent, guess - reach - 1
+    else:
+        lo, hi = guess + reach + 1, guess + extent
+    far = _step_profile(rgb, axis, lo, hi, span, canvas)
+    far_first = max(lo, _EDGE_DEPTH)
+    order = range(len(far) - 1, -1, -1) if outward < 0 else range(len(far))
+    for index in order:
+        if far[index] >= _EDGE_STEP:
+            near = slice(max(0, index - _EDGE_DEPTH), index + _EDGE_DEPTH + 1)
+            position = far_first + near.start + int(np.argmax(far[near]))
+            if _inside_differs(rgb, palette, axis, position, outward, span):
+                return position, True
+            break
+    if len(local) and local.max() >= _WEAK_STEP:
+        return first + int(np.argmax(local)), False
+    return min(max(guess, 0), length), False
+
+
+def content_regions(rgb: NDArray[np.uint8], *, max_candidates: int = 4) -> list[Region]:
+    """Where photos sit inside a larger canvas (a screenshot, a post between bars and a
+    caption, a border, a letterbox, a row of thumbnails): at most `max_candidates` boxes,
+    largest first, named "region:content", "region:content-2" …; none when nothing stands
+    out from a canvas.
+
+    1. On a copy at most 160 pixels on a side, the canvas colours are those that fill at
+       least 4 % of the outermost ring of pixels in flat, steady stretches (a photo that
+       reaches the border drifts in colour and lends none); a pixel within 12 levels of
+       one of them on every channel is background-like.
+    2. The rectangle maximising (other pixels) - 2 x (background-like pixels) holds the
+       content: text, icons and bars are too sparse or thin to pay for the canvas between
+       them. It is cut along canvas that crosses it (the gap before a caption block, the
+       gaps of a row of thumbnails); solid blocks (buttons, placeholders) are dropped.
+    3. Each edge is put on the exact pixel boundary of the full image: the strongest
+       step nearby that is consistent all along the line with canvas beyond it, or,
+       past a photo margin of the canvas's own colour, such a step further out; an edge
+       the copy saw at the image's border stays there.
+
+    A box is kept when it covers at least 2 % of the image, is not the whole image, at
+    least half of what lies outside it (boxes already taken count as explained) is
+    background-like, and at least two of its edges are straight steps against the canvas:
+    a part of a plain photo that differs from its surroundings is rarely taken for an
+    embedded one (3 % of the everyday photos, 1.5 % of the astronomy set, get a box).
+
+    It cannot see an edge that is not there: a photo whose margins have the canvas's exact
+    colour on three sides or more (a product shot on a white page, a night scene in a dark
+    theme) comes out cropped or not at all. Deterministic; 10-40 ms on a 1920 x 1080
+    screenshot on one core of this machine (see bench/results/regions.json).
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an array of shape (height, width, 3), got {rgb.shape}")
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_REGION_SIDE:
+        return []
+    factor = max(1, math.ceil(max(height, width) / _COARSE_SIDE))
+    coarse = _reduced(rgb, factor)
+    palette, background = _canvas(coarse)
+    if len(palette) == 0:
+        return []
+    weight = np.where(background, -_BACKGROUND_PENALTY, 1.0).astype(np.float32)
+    unclaimed = weight.copy()
+    rows, cols = weight.shape
+    min_side = max(1, MIN_REGION_SIDE // factor - 1)
+    found: list[Region] = []
+    explained = background.copy()  # canvas, and boxes already taken
+    while len(found) < max_candidates:
+        score, (x0, y0, x1, y1) = _best_rectangle(unclaimed)
+        area = (x1 - x0) * (y1 - y0)
+        if score <= 0 or area < _MIN_CONTENT_SHARE * rows * cols:
+            break
+        if x1 - x0 >= _MAX_CONTENT_SHARE * cols and y1 - y0 >= _MAX_CONTENT_SHARE * rows:
+            break
+        inside = np.zeros_like(background)
+        inside[y0:y1, x0:x1] = True
+        if explained[~inside].mean() < _MIN_OUTSIDE_BACKGROUND:
+            break
+        unclaimed[y0:y1, x0:x1] = -_BACKGROUND_PENALTY  # the next search looks elsewhere
+        explained[y0:y1, x0:x1] = True
+        for piece in _split(background, weight, (x0, y0, x1, y1), min_side):
+            left, top, right, bottom = piece
+            if (right - left) * (bottom - top) < _MIN_CONTENT_SHARE * rows * cols:
+                continue
+            inner = coarse[top + 1 : bottom - 1, left + 1 : right - 1]  # clear of mixed edges
+            block = (
+                inner.reshape(-1, 3)
+                if inner.size
+                else coarse[top:bottom, left:right].reshape(-1, 3)
+            )
+            typical = np.median(block, axis=0)
+            if (np.abs(block - typical).max(axis=1) <= _PALETTE_TOLERANCE).mean() >= _SOLID_SHARE:
+                continue  # a solid block (a button, the next post's placeholder): no photo
+            box = _placed(rgb, palette, piece, factor)
+            if box is not None and box != (0, 0, width, height) and len(found) < max_candidates:
+                name = "region:content" if not found else f"region:content-{len(found) + 1}"
+                found.append(Region(name, *box))
+    return found
+
+
+def _runs(keep: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """The [start, stop) runs of True in a 1-D mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], keep, [False]]).astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _split(
+    background: NDArray[np.bool_],
+    weight: NDArray[np.float32],
+    box: tuple[int, int, int, int],
+    min_side: int,
+    depth: int = 0,
+) -> list[tuple[int, int, int, int]]:
+    """A coarse box cut along the canvas that crosses it from side to side (the gap between
+    a photo and the next post, the gaps of a row of thumbnails), largest piece first; the
+    box itself when nothing does.
+
+    A box cut across only may have been narrowed by what lay below the photo (a caption
+    block narrower than a full-width photo): each piece then takes the widest run of
+    columns that pays on its own rows, and is cut again (twice at most), as a row of
+    thumbnails above a text block is only cut down once the text is cut off. Pieces under
+    `min_side` on a side (lines of text) are dropped.
+    """
+    x0, y0, x1, y1 = box
+    within = background[y0:y1, x0:x1]
+    column_runs = _runs(within.mean(axis=0) < _SEPARATOR_SHARE)
+    pieces = []
+    for c0, c1 in column_runs:
+        row_runs = _runs(within[:, c0:c1].mean(axis=1) < _SEPARATOR_SHARE)
+        for r0, r1 in row_runs:
+            left, top, right, bottom = x0 + c0, y0 + r0, x0 + c1, y0 + r1
+            if min(right - left, bottom - top) < min_side:
+                continue
+            if len(column_runs) == 1 and len(row_runs) > 1:
+                _, (wide_left, _, wide_right, _) = _best_rectangle(weight[top:bottom])
+                if wide_left <= left and wide_right >= right:
+                    left, right = wide_left, wide_right
+            pieces.append((left, top, right, bottom))
+    if depth < 2 and pieces != [box]:
+        pieces = [
+            part
+            for piece in pieces
+            for part in _split(background, weight, piece, min_side, depth + 1)
+        ]
+    pieces.sort(key=lambda p: (-(p[2] - p[0]) * (p[3] - p[1]), p[1], p[0]))
+    return pieces
+
+
+def _placed(
+    rgb: NDArray[np.uint8],
+    palette: NDArray[np.float32],
+    coarse_box: tuple[int, int, int, int],
+    factor: int,
+) -> tuple[int, int, int, int] | None:
+    """A coarse box put onto exact pixel edges (`_place_edge`), or None when fewer than two
+    of its edges are straight steps against the canvas, or it is too small to hash."""
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = coarse_box
+    reach = factor + factor // 2 + 2
+    left, right = x0 * factor, min(width, x1 * factor)
+    top, bottom = y0 * factor, min(height, y1 * factor)
+    tall, wide = bottom - top, right - left
+    columns, lines = (left, right), (top, bottom)
+    top, straight_top = _place_edge(rgb, palette, 0, top, -1, reach, tall, columns, factor)
+    bottom, straight_bottom = _place_edge(rgb, palette, 0, bottom, 1, reach, tall, columns, factor)
+    left, straight_left = _place_edge(rgb, palette, 1, left, -1, reach, wide, lines, factor)
+    right, straight_right = _place_edge(rgb, palette, 1, right, 1, reach, wide, lines, factor)
+    straight = straight_top + straight_bottom + straight_left + straight_right
+    if straight < 2 or min(right - left, bottom - top) < MIN_REGION_SIDE:
+        return None
+    return left, top, right, bottom
+
+
+# --- hashing ------------------------------------------------------------------------------
+
+
+def _work_copy(rgb: NDArray[np.uint8], work_side: int) -> NDArray[np.uint8]:
+    height, width = rgb.shape[:2]
+    longest = max(height, width)
+    if longest <= work_side:
+        return rgb
+    size = (max(1, round(width * work_side / longest)), max(1, round(height * work_side / longest)))
+    image = Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.BOX)
+    return np.asarray(image)
+
+
+class RegionHasher:
+    """Turns an image into the PDQ codes of its regions, for a bank or for a lookup.
+
+    `crops` turns the window families on (both sides: the bank must hold its windows for
+    a crop to be caught), `content` the content regions of an upload (lookup side only).
+    Windows are cut from, and every region hashed on, a copy at most `work_side` pixels
+    on a side (box filter): the same at banking and at lookup, 21 PDQs of a 512-pixel
+    image cost far less than of a 12-megapixel one, and recall measured the same at 512
+    as at 1024. Codes under `quality_floor` are dropped, as the matcher drops whole-image
+    hashes under a bank's floor: a flat region would match any other flat region.
+    """
+
+    def __init__(
+        self,
+        *,
+        reference_keeps: Sequence[float] = REFERENCE_KEEPS,
+        query_keeps: Sequence[float] = QUERY_KEEPS,
+        families: Sequence[str] = FAMILIES,
+        crops: bool = True,
+        content: bool = True,
+        work_side: int = DEFAULT_WORK_SIDE,
+        quality_floor: int = DEFAULT_QUALITY_FLOOR,
+    ) -> None:
+        self.reference_keeps = tuple(reference_keeps)
+        self.query_keeps = tuple(query_keeps)
+        self.families = tuple(families)
+        self.crops = crops
+        self.content = content
+        self.work_side = work_side
+        self.quality_floor = quality_floor
+
+    def _hash(self, rgb: NDArray[np.uint8], regions: Sequence[Region]) -> Iterator[RegionCode]:
+        for region in regions:
+            value, quality = hash_pixels(_work_copy(region.crop(rgb), self.work_side))
+            if quality >= self.quality_floor:
+                yield RegionCode(region, value, quality)
+
+    def reference(self, rgb: NDArray[np.uint8]) -> list[RegionCode]:
+        """The region codes a bank stores for a banked image (not its whole-image code)."""
+        if not self.crops:
+            return []
+        work = _work_copy(rgb, self.work_side)
+        height, width = work.shape[:2]
+        regions = reference_regions(width, height, self.reference_keeps, self.families)
+        return list(self._hash(work, regions))
+
+    def query(self, rgb: NDArray[np.uint8]) -> list[RegionCode]:
+        """The region codes an upload is also looked up with (not its whole-image code)."""
+        found: list[RegionCode] = []
+        if self.crops:
+            work = _work_copy(rgb, self.work_side)
+            height, width = work.shape[:2]
+            found += self._hash(work, query_windows(width, height, self.query_keeps, self.families))
+        if self.content:
+            found += self._hash(rgb, content_regions(rgb))
+        return found
+
+
+# --- methods for the evaluation harness ----------------------------------------------------
+
+
+def _rgb(image: Image.Image) -> NDArray[np.uint8]:
+    return np.asarray(image.convert("RGB"))
+
+
+def _unique(codes: Iterable[bytes]) -> list[bytes]:
+    return list(dict.fromkeys(codes))
+
+
+class PdqRegionsMethod:
+    """For `lightkeeper.evaluation`: a bank with regions on holds the whole image's PDQ and
+    the codes of `reference_regions`; an upload is looked up with its whole PDQ (or, with
+    `dihedral`, its eight rotations and flips), `query_windows` and `content_regions`."""
+
+    signal_type = "pdq"
+
+    def __init__(self, *, dihedral: bool = False, hasher: RegionHasher | None = None) -> None:
+        self.name = "pdq+regions+dihedral" if dihedral else "pdq+regions"
+        self.dihedral = dihedral
+        self.hasher = hasher or RegionHasher()
+
+    def reference_codes(self, image: Image.Image) -> list[bytes]:
+        rgb = _rgb(image)
+        whole = hex_to_code(hash_pixels(rgb)[0])
+        return _unique([whole, *(code.code for code in self.hasher.reference(rgb))])
+
+    def query_codes(self, image: Image.Image) -> list[bytes]:
+        rgb = _rgb(image)
+        if self.dihedral:
+            variants = hash_pixels_dihedral(rgb)[0]
+            if rgb.shape[:2] == (64, 64):  # the reference's quirk, see hash_pixels_dihedral
+                variants = (hash_pixels(rgb)[0], *variants[1:])
+            wholes = [hex_to_code(value) for value in variants]
+        else:
+            wholes = [hex_to_code(hash_pixels(rgb)[0])]
+        return _unique([*wholes, *(code.code for code in self.hasher.query(rgb))])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class PdqContentMethod(PdqRegionsMethod):
+    """PDQ plus the upload's content regions only: what a bank that holds nothing but
+    whole-image hashes (an imported hash list) gains. It catches embeddings, not crops."""
+
+    def __init__(self, *, dihedral: bool = False) -> None:
+        super().__init__(dihedral=dihedral, hasher=RegionHasher(crops=False, content=True))
+        self.name = "pdq+content+dihedral" if dihedral else "pdq+content"
