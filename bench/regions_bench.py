@@ -49,8 +49,11 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps  # noqa: E402
 from lightkeeper.signals.pdq import hash_pixels, hash_pixels_dihedral, hex_to_code  # noqa: E402
 from lightkeeper.signals.regions import (  # noqa: E402
     DEFAULT_WORK_SIDE,
+    FAMILIES,
     RegionHasher,
+    compatible,
     content_regions,
+    family_of,
 )
 
 THRESHOLD = 31
@@ -199,27 +202,63 @@ def screenshot(photo: RGB, rng: np.random.Generator, portrait: bool) -> Screensh
 
 # --- codes and distances ------------------------------------------------------------------
 
+#: Each code carries a tag: 0 the whole image (or a rotation or flip of it), 1.. a window
+#: family (`FAMILIES` order), 99 a content region. `ALLOWED[reference tag, query tag]` is
+#: `compatible()` of the library, for the "paired" reading of a method: a matcher that
+#: counts only (bank code, upload code) pairs that can meet, instead of all of them.
+TAG_NAMES = {0: "whole", 99: "region:content"} | {
+    k + 1: f"region:{family}-50" for k, family in enumerate(FAMILIES)
+}
+ALLOWED = np.zeros((100, 100), dtype=bool)
+for _r, _rn in TAG_NAMES.items():
+    for _q, _qn in TAG_NAMES.items():
+        ALLOWED[_r, _q] = compatible(_rn, _qn)
+FAR = 10_000
 
-def as_words(codes: Iterable[bytes]) -> NDArray[np.uint64]:
-    joined = b"".join(codes)
-    return np.frombuffer(joined, dtype=np.uint64).reshape(-1, 4)
+
+def tag_of(name: str) -> int:
+    family = family_of(name)
+    if family is None:
+        return 0
+    return 99 if family == "content" else FAMILIES.index(family) + 1
 
 
-def min_distance(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> int:
-    return int(np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1).min())
+@dataclass
+class Codes:
+    words: NDArray[np.uint64]  # (n, 4)
+    tags: NDArray[np.int16]  # (n,)
+
+    @classmethod
+    def of(cls, named: Iterable[tuple[int, bytes]]) -> Codes:
+        unique = list(dict.fromkeys(named))
+        words = np.frombuffer(b"".join(c for _, c in unique), dtype=np.uint64).reshape(-1, 4)
+        return cls(words, np.array([t for t, _ in unique], dtype=np.int16))
+
+    def __len__(self) -> int:
+        return len(self.tags)
 
 
-def pair_minima(
-    refs: list[NDArray[np.uint64]], queries: list[NDArray[np.uint64]]
-) -> NDArray[np.int32]:
+def _distances(a: Codes, b: Codes, paired: bool) -> NDArray[np.int32]:
+    d = np.bitwise_count(a.words[:, None, :] ^ b.words[None, :, :]).sum(-1, dtype=np.int32)
+    if paired:
+        d = np.where(ALLOWED[a.tags[:, None], b.tags[None, :]], d, FAR)
+    return d
+
+
+def min_distance(a: Codes, b: Codes, paired: bool = False) -> int:
+    return int(_distances(a, b, paired).min())
+
+
+def pair_minima(refs: list[Codes], queries: list[Codes], paired: bool = False) -> NDArray[np.int32]:
     """M[i, j] = min distance between any reference code of photo i and any query code of
-    photo j."""
-    q_all = np.concatenate(queries)
+    photo j (only compatible pairs when `paired`)."""
+    q_all = Codes(
+        np.concatenate([q.words for q in queries]), np.concatenate([q.tags for q in queries])
+    )
     q_starts = np.cumsum([0] + [len(q) for q in queries[:-1]])
     out = np.empty((len(refs), len(queries)), dtype=np.int32)
     for i, ref in enumerate(refs):
-        d = np.bitwise_count(ref[:, None, :] ^ q_all[None, :, :]).sum(-1, dtype=np.int32)
-        out[i] = np.minimum.reduceat(d.min(axis=0), q_starts)
+        out[i] = np.minimum.reduceat(_distances(ref, q_all, paired).min(axis=0), q_starts)
     return out
 
 
@@ -229,38 +268,43 @@ def whole_code(rgb: RGB) -> bytes:
 
 @dataclass
 class Method:
-    """Reference and query codes of one configuration, timed."""
+    """Reference and query codes of one configuration, timed. With `paired`, its distances
+    are also reported the paired way, under the name `paired`."""
 
     name: str
     hasher: RegionHasher | None
     dihedral: bool = False
+    paired: str | None = None
     query_seconds: list[float] = field(default_factory=list)
     content_seconds: list[float] = field(default_factory=list)
     reference_seconds: list[float] = field(default_factory=list)
 
-    def reference(self, rgb: RGB) -> NDArray[np.uint64]:
-        codes = [whole_code(rgb)]
+    def readings(self) -> list[tuple[str, bool]]:
+        return [(self.name, False)] + ([(self.paired, True)] if self.paired else [])
+
+    def reference(self, rgb: RGB) -> Codes:
+        codes = [(0, whole_code(rgb))]
         if self.hasher is not None:
             start = time.perf_counter()
-            codes += [c.code for c in self.hasher.reference(rgb)]
+            codes += [(tag_of(c.name), c.code) for c in self.hasher.reference(rgb)]
             self.reference_seconds.append(time.perf_counter() - start)
-        return as_words(dict.fromkeys(codes))
+        return Codes.of(codes)
 
-    def query(self, rgb: RGB, timed: bool = False) -> NDArray[np.uint64]:
+    def query(self, rgb: RGB, timed: bool = False) -> Codes:
         if self.dihedral:
-            codes = [hex_to_code(v) for v in hash_pixels_dihedral(rgb)[0]]
+            codes = [(0, hex_to_code(v)) for v in hash_pixels_dihedral(rgb)[0]]
         else:
-            codes = [whole_code(rgb)]
+            codes = [(0, whole_code(rgb))]
         whole_done = time.perf_counter()
         if self.hasher is not None:
-            codes += [c.code for c in self.hasher.query(rgb)]
+            codes += [(tag_of(c.name), c.code) for c in self.hasher.query(rgb)]
         if timed:
             self.query_seconds.append(time.perf_counter() - whole_done)
             if self.hasher is not None and self.hasher.content:
                 t = time.perf_counter()
                 content_regions(rgb)
                 self.content_seconds.append(time.perf_counter() - t)
-        return as_words(dict.fromkeys(codes))
+        return Codes.of(codes)
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -270,9 +314,9 @@ def recall_table(
     photos: dict[str, RGB], methods: list[Method], seed: int, timed_every: int
 ) -> tuple[dict[str, Any], dict[str, list[NDArray[np.uint64]]], list[dict[str, Any]]]:
     rng = np.random.default_rng(seed)
-    refs: dict[str, list[NDArray[np.uint64]]] = {m.name: [] for m in methods}
+    refs: dict[str, list[Codes]] = {m.name: [] for m in methods}
     rows: list[dict[str, Any]] = []
-    transformed: dict[str, list[NDArray[np.uint64]]] = {m.name: [] for m in methods}
+    transformed: dict[str, list[Codes]] = {m.name: [] for m in methods}
     owners: list[int] = []
     finder: list[dict[str, Any]] = []
     for index, (name, rgb) in enumerate(photos.items()):
@@ -316,7 +360,8 @@ def recall_table(
                     q_index % 7 == 0 or transform.endswith("screenshot")
                 )
                 codes = m.query(pixels, timed=timed)
-                row[m.name] = min_distance(mine[m.name], codes)
+                for reading, paired in m.readings():
+                    row[reading] = min_distance(mine[m.name], codes, paired)
                 if transform.startswith(("sweep", "screenshot", "harness")):
                     transformed[m.name].append(codes)
                     if m is methods[0]:
@@ -328,13 +373,14 @@ def recall_table(
     unrelated_transformed: dict[str, Any] = {}
     owner = np.array(owners)
     for m in methods:
-        minima = pair_minima(refs[m.name], transformed[m.name])
-        minima[owner, np.arange(len(owner))] = 10_000
-        unrelated_transformed[m.name] = {
-            "pairs": int(minima.size - len(owner)),
-            "min_distance": int(minima.min()),
-            "false_matches": int((minima <= THRESHOLD).sum()),
-        }
+        for reading, paired in m.readings():
+            minima = pair_minima(refs[m.name], transformed[m.name], paired)
+            minima[owner, np.arange(len(owner))] = FAR
+            unrelated_transformed[reading] = {
+                "pairs": int(minima.size - len(owner)),
+                "min_distance": int(minima.min()),
+                "false_matches": int((minima <= THRESHOLD).sum()),
+            }
     return (
         {"rows": rows, "finder": finder, "unrelated_transformed": unrelated_transformed},
         refs,
@@ -348,21 +394,22 @@ def unrelated(photos: dict[str, RGB], methods: list[Method]) -> dict[str, Any]:
     for m in methods:
         refs = [m.reference(rgb) for rgb in photos.values()]
         queries = [m.query(rgb) for rgb in photos.values()]
-        minima = pair_minima(refs, queries)
-        np.fill_diagonal(minima, 10_000)
-        # A pair is one unordered pair of distinct photos, matched either way round.
-        sym = np.minimum(minima, minima.T)[np.triu_indices(len(refs), k=1)]
-        counts = np.bincount(np.minimum(sym, 256), minlength=257)
-        out[m.name] = {
-            "pairs": int(sym.size),
-            "min_distance": int(sym.min()),
-            "false_matches": int((sym <= THRESHOLD).sum()),
-            "within_40": int((sym <= 40).sum()),
-            "within_60": int((sym <= 60).sum()),
-            "histogram": counts[:129].tolist(),
-            "codes_per_reference": statistics.mean(len(r) for r in refs),
-            "codes_per_query": statistics.mean(len(q) for q in queries),
-        }
+        for reading, paired in m.readings():
+            minima = pair_minima(refs, queries, paired)
+            np.fill_diagonal(minima, FAR)
+            # A pair is one unordered pair of distinct photos, matched either way round.
+            sym = np.minimum(minima, minima.T)[np.triu_indices(len(refs), k=1)]
+            counts = np.bincount(np.minimum(sym, 256), minlength=257)
+            out[reading] = {
+                "pairs": int(sym.size),
+                "min_distance": int(sym.min()),
+                "false_matches": int((sym <= THRESHOLD).sum()),
+                "within_40": int((sym <= 40).sum()),
+                "within_60": int((sym <= 60).sum()),
+                "histogram": counts[:129].tolist(),
+                "codes_per_reference": statistics.mean(len(r) for r in refs),
+                "codes_per_query": statistics.mean(len(q) for q in queries),
+            }
     return out
 
 
@@ -424,9 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = [
         Method("pdq", None),
         Method("pdq+content", RegionHasher(crops=False, work_side=args.work_side)),
-        Method("pdq+regions", hasher),
+        Method("pdq+regions", hasher, paired="pdq+regions/paired"),
     ]
-    names = [m.name for m in methods]
+    names = [reading for m in methods for reading, _ in m.readings()]
     print(f"{len(everyday)} everyday photos; recall …", file=sys.stderr)
     recall, _, _ = recall_table(everyday, methods, args.seed, timed_every=3)
     table = summarise(recall["rows"], names)
@@ -434,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     misses = [
         row
         for row in recall["rows"]
-        if row["pdq+regions"] > THRESHOLD
+        if row["pdq+regions/paired"] > THRESHOLD
         and (
             row["transform"] in ("sweep-edge", "sweep-opposite", "sweep-centre", "screenshot")
             or row["transform"].startswith("harness")
@@ -442,7 +489,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     ]
     print("false matches, everyday …", file=sys.stderr)
-    with_variants = [*methods, Method("pdq+regions+dihedral", hasher, dihedral=True)]
+    with_variants = [
+        *methods,
+        Method("pdq+regions+dihedral", hasher, dihedral=True, paired="pdq+regions+dihedral/paired"),
+    ]
     fm_everyday = unrelated(everyday, with_variants)
     fm_astro: dict[str, Any] = {}
     if not args.skip_astro:

@@ -29,7 +29,9 @@ from lightkeeper.signals.regions import (
     PdqRegionsMethod,
     Region,
     RegionHasher,
+    compatible,
     content_regions,
+    family_of,
     query_windows,
     reference_regions,
 )
@@ -147,6 +149,28 @@ def test_unknown_families_and_impossible_keeps_are_refused() -> None:
         reference_regions(500, 500, families=["diagonal"])
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         query_windows(500, 500, keeps=[1.2])
+
+
+def test_region_names_give_their_family() -> None:
+    assert family_of("region:left-89") == "left"
+    assert family_of("region:center-x-80") == "center-x"
+    assert family_of("region:content") == family_of("region:content-2") == "content"
+    assert family_of("whole") is None
+    assert family_of("rotate90") is None
+
+
+def test_only_pairs_that_can_line_up_are_compatible() -> None:
+    bank = ["whole"] + [r.name for r in reference_regions(800, 600)]
+    for query in ["whole", "flipx", "region:content", "region:content-3"]:
+        assert all(compatible(reference, query) for reference in bank)
+    for window in query_windows(800, 600):
+        allowed = [reference for reference in bank if compatible(reference, window.name)]
+        assert allowed == [
+            r.name
+            for r in reference_regions(800, 600)
+            if family_of(r.name) == family_of(window.name)
+        ]
+        assert len(allowed) == len(REFERENCE_KEEPS)
 
 
 # --- the content finder ----------------------------------------------------------------------
@@ -295,11 +319,17 @@ def test_switches_turn_crops_and_content_off(bridge: RGB) -> None:
 def test_regions_catch_crops_that_plain_pdq_misses(
     bridge: RGB, name: str, cut: dict[str, float]
 ) -> None:
-    cropped = Image.fromarray(np.ascontiguousarray(_cut(bridge, **cut)))
-    original = Image.fromarray(bridge)
+    upload = np.ascontiguousarray(_cut(bridge, **cut))
+    cropped, original = Image.fromarray(upload), Image.fromarray(bridge)
     method = PdqRegionsMethod()
-    assert _distance([_pdq(bridge)], [_pdq(np.asarray(cropped))]) > THRESHOLD
+    assert _distance([_pdq(bridge)], [_pdq(upload)]) > THRESHOLD
     assert _distance(method.reference_codes(original), method.query_codes(cropped)) <= THRESHOLD
+    # Also when only compatible pairs count, as the matcher is meant to count them.
+    hasher = RegionHasher()
+    bank = [("whole", _pdq(bridge))] + [(c.name, c.code) for c in hasher.reference(bridge)]
+    looked_up = [("whole", _pdq(upload))] + [(c.name, c.code) for c in hasher.query(upload)]
+    paired = min(_distance([b], [q]) for bn, b in bank for qn, q in looked_up if compatible(bn, qn))
+    assert paired <= THRESHOLD
 
 
 def test_content_regions_catch_a_screenshot_against_a_plain_hash(bridge: RGB) -> None:

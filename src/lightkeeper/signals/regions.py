@@ -1,4 +1,60 @@
-"""PDQ of image regions: catching crops and screenshot embeddings. (Design note: TBD.)"""
+"""PDQ of image regions: catching crops and screenshot embeddings with exact lookups only.
+
+Why. PDQ describes the whole frame. On the 285 everyday photos of the corpus
+(`bench/regions_bench.py`, threshold 31, results in bench/results/regions.json), cutting
+2 % off one edge already loses 23 % of the copies and 5 % loses 99 %; a photo inside a
+screenshot is never found, as the hash describes the screen. This module adds PDQ codes
+of regions and nothing else: no new distance, no approximate search. A bank stores a few
+more 256-bit codes per image, an upload is looked up with a few more, all in the same
+exact Hamming index; a match is still one code pair within the threshold.
+
+Two parts, switched separately.
+
+1. Content regions, upload side only (`content_regions`): where a photo sits inside a
+   larger canvas (a screenshot, a post between bars and a caption, a border, a letterbox,
+   a row of thumbnails), found from the canvas's flat colours and the photo's straight
+   edges, and hashed as the photo. The bank is unchanged, so this works against any bank,
+   imported hash-only lists included. Recall at 31, PDQ alone 0 %: «SHOT» on our
+   screenshots (the photo at 30-80 % of a 1080 x 1920 or 1920 x 1080 screen, bars,
+   header, caption, flat, noisy or graded canvas, PNG or JPEG 80-95); on the evaluation
+   harness's layouts «HARNESS». Missed: photos whose margins have the canvas's own colour
+   (a product shot on a white page, a night scene in a dark theme), which come out
+   cropped or not at all; a photo of a screen (perspective); more than four candidates.
+   Cost: no extra code per banked image; per upload up to 4 codes and «CONTENT_MS».
+
+2. Crop windows, both sides (`reference_regions`, `query_windows`, `FAMILIES`). An upload
+   that lost part of the picture cannot give it back, so the bank must hold windows of
+   the original. PDQ moves about 25 of the 31 allowed bits when one edge of the window
+   moves by 1.5 % of the side (about 34 at 2 %), so a window is needed every 3 % of cut:
+   too many for the bank alone. Both sides share them on a geometric grid: kept fractions
+   of a side are powers of q = 0.972 (`KEEP_STEP`); the bank stores windows keeping q^4 and
+   q^8 (89 % and 80 %), the upload is also looked up with windows of itself keeping q, q^2
+   and q^3 (97, 94, 92 %), and the ratios q^0 … q^8 meet every cut from 0 to 21 % within
+   half a step (1.4 % of the side). Seven families of windows, each a one-parameter set:
+   the cut at one edge (left, right, top, bottom), split over two opposite edges
+   (center-x, center-y), or over all four (center). Cost: 14 extra codes per banked image
+   (index memory x 15 for a bank with crops on); 21 extra PDQs per upload, on a copy at
+   most 512 pixels on a side («CROP_MS» with the content regions). Recall at 31, PDQ alone
+   0 % from a 5 % cut on: «CROPS». Not caught: cuts over 21 %; uneven cuts at three or four
+   edges («UNEVEN») and corner crops (two adjacent edges: «CORNER»), which would need a
+   grid over four parameters, hundreds of codes; crops of rotated or flipped copies
+   (windows are not turned); crops on top of heavy re-encoding have less margin, as the
+   grid's worst offset already costs about 25 bits.
+
+False matches. Every extra code pair is another chance of one, so a matcher should count
+only pairs that can line up (`compatible`): a window of the upload is smaller than the
+upload, so it can only meet a window of the same family in the bank, never the whole
+image's code. Measured over all pairs of distinct photos (every bank code against every
+upload code of the other photo, either way round, threshold 31): «FALSE».
+
+Switching per bank (the storage and the matcher wire it): content regions are a lookup
+option a bank accepts or not, like its rotations and flips; crop windows are a bank
+option that makes the bank store the 14 window codes of every entry added from an image
+(impossible for entries imported as bare hashes). A match through a region must say so in
+its evidence: which code of the upload (its name and box in the upload's pixels) met
+which code of the entry ("whole" or a window name), so that a reviewer knows the match is
+on part of a picture and can see which part.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +82,9 @@ __all__ = [
     "Region",
     "RegionCode",
     "RegionHasher",
+    "compatible",
     "content_regions",
+    "family_of",
     "query_windows",
     "reference_regions",
 ]
@@ -202,6 +260,35 @@ def query_windows(
     """The windows of an upload that it is also looked up with: the same families, with the
     finer kept fractions, so that (query window) x (reference window) meet on a grid."""
     return _family_windows(width, height, keeps, families)
+
+
+def family_of(name: str) -> str | None:
+    """The family of a region name ("region:left-89" -> "left", "region:content-2" ->
+    "content"); None for anything else (the whole image, a rotation or flip of it)."""
+    if not name.startswith("region:"):
+        return None
+    stem = name.removeprefix("region:")
+    head, _, tail = stem.rpartition("-")
+    return head if head and tail.isdigit() else stem
+
+
+def compatible(reference: str, query: str) -> bool:
+    """Whether a bank code named `reference` and an upload code named `query` can meet at
+    all, so that a matcher need not count the pair (each pair counted is one more chance
+    of a false match, and these can only match by accident):
+
+    - the upload's whole code (or a rotation or flip of it) and its content regions meet
+      every bank code: the whole image's and every region's;
+    - a window of the upload meets only the bank's windows of the same family: a window
+      is smaller than the upload, itself at most the original, so it can only line up
+      with a window of the original cut the same way ("right-97" of an upload whose left
+      edge was cut with "right-89" of the original), never with the whole image.
+
+    Names are "whole" (or anything not a region name) and `Region.name` values."""
+    family = family_of(query)
+    if family is None or family == "content":
+        return True
+    return family_of(reference) == family
 
 
 # --- content regions: the photo inside a screenshot -------------------------------------
