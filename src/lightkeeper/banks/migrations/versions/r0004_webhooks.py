@@ -1,0 +1,21 @@
+"""Webhook endpoints, their event outbox and delivery log (issue 6).
+
+Revision ID: 0004
+Revises: 0003
+Created: 2026-11-22
+"""
+
+from __future__ import annotations
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
