@@ -782,3 +782,41 @@ def test_any_layout_of_uint8_codes_is_accepted_and_copied() -> None:
     idx.add([100], mine[1:2])
     mine[1] ^= 1  # the index keeps its own copy of what it was given
     assert idx.search(wide[1:2], 0) == [[(100, 0)]]
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [(5, np.uint16), ((3, 7), np.uint32), (9 << 20, np.uint16), ((3 << 20, 8), np.uint32)],
+)
+def test_index_arrays_are_ordinary_writable_arrays_whatever_their_backing(
+    shape: int | tuple[int, int], dtype: type[np.generic]
+) -> None:
+    from lightkeeper.index import _memory
+
+    arr = _memory.empty(shape, dtype)
+    assert arr.shape == ((shape,) if isinstance(shape, int) else shape)
+    assert arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable
+    arr[...] = 7
+    assert int(arr.sum(dtype=np.int64)) == 7 * arr.size
+    copy = _memory.huge_copy(arr)
+    assert np.array_equal(copy, arr) and not np.shares_memory(copy, arr)
+    if arr.nbytes >= 8 << 20 and _memory.huge_pages_available():
+        assert arr.ctypes.data % _memory.HUGE_PAGE == 0  # starts on a huge page boundary
+
+
+def test_a_loaded_index_is_read_into_memory_of_its_own_unless_mapped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (70_000, 32), dtype=np.uint8)
+    index = HammingIndex()
+    index.add(np.arange(70_000), codes)
+    index.save(tmp_path / "i.idx")
+    read = HammingIndex.load(tmp_path / "i.idx")
+    mapped = HammingIndex.load(tmp_path / "i.idx", mmap=True)
+    assert not isinstance(read._state[0].codes, np.memmap)
+    queries = codes[:40] ^ np.uint8(1)
+    assert read.search(queries, 31) == mapped.search(queries, 31) == index.search(queries, 31)
+    (tmp_path / "i.idx").unlink()  # a read index no longer needs its file
+    assert read.search(queries[:3], 8) == index.search(queries[:3], 8)

@@ -19,7 +19,7 @@ from lightkeeper.cli.bank_command import db_option
     default=1,
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Worker processes (each holds the index, memory-mapped from one snapshot).",
+    help="Worker processes (each holds its own copy of the index, read from one snapshot).",
 )
 @click.option(
     "--index-dir",

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lightkeeper.errors import IndexFileError
+from lightkeeper.index import _memory
 from lightkeeper.index._hamming import xxh64
 
 _HEAD: Final = struct.Struct("<8sIII")
@@ -154,7 +155,7 @@ def _read_array(
 ) -> NDArray[Any]:
     if mmap and int(np.prod(shape)) > 0:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-    arr = np.empty(shape, dtype=dtype)
+    arr = _memory.empty(shape, dtype)
     if arr.nbytes == 0:
         return arr
     f.seek(offset)

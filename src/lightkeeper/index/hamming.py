@@ -58,7 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lightkeeper.errors import IndexFileError
-from lightkeeper.index import _hamming, _snapshot
+from lightkeeper.index import _hamming, _memory, _snapshot
 from lightkeeper.index._validate import CODE_BITS, CODE_BYTES, as_codes, as_ids, as_radius
 
 __all__ = ["CODE_BITS", "CODE_BYTES", "HammingIndex", "chunk_thresholds"]
@@ -210,9 +210,9 @@ class _Tables:
     def build(cls, codes: NDArray[np.uint8]) -> _Tables:
         n = len(codes)
         dirs = np.empty((_NCHUNKS, _DIR_LEN), dtype=np.uint32)
-        lows = np.empty(_NCHUNKS * n + _LOW_PAD, dtype=np.uint16)
+        lows = _memory.empty(_NCHUNKS * n + _LOW_PAD, np.uint16)
         lows[_NCHUNKS * n :] = 0
-        slots = np.empty((_NCHUNKS, n), dtype=np.uint32)
+        slots = _memory.empty((_NCHUNKS, n), np.uint32)
 
         workers = min(_workers(), _NCHUNKS)
 
@@ -234,6 +234,8 @@ class _Main:
 
     @classmethod
     def build(cls, ids: NDArray[np.int64], codes: NDArray[np.uint8]) -> _Main:
+        if len(ids) >= _TABLE_MIN_ROWS:  # the rows queries read at random: into huge pages
+            ids, codes = _memory.huge_copy(ids), _memory.huge_copy(codes)
         tables = _Tables.build(codes) if len(ids) >= _TABLE_MIN_ROWS else None
         return cls(ids, codes, np.ones(len(ids), dtype=np.uint8), tables)
 
