@@ -34,12 +34,12 @@ is cheaper to load afresh than to replay, and is.
 Where the indexes come from at start-up. Without a snapshot directory: from the store, every
 entry read (minutes at 13.4 M entries). With one (``snapshot_dir``): from the snapshot there
 (`lightkeeper.matching.snapshot`: raw arrays, read with no sort or rebuild), then the log is
-replayed from the snapshot's sequence number as a refresh would. A snapshot is used only when it is intact (checksums), of this format, and of
-this very store: the same instance id, a log that reaches the snapshot's sequence number, and
-at that number the change the snapshot noted (another database, or this one restored from a
-backup, differs there). Otherwise the follower loads from the store and writes a snapshot for
-the next process. Processes starting together queue on the snapshot lock, so that one loads
-from the store and the others load what it wrote.
+replayed from the snapshot's sequence number as a refresh would. A snapshot is used only when
+it is intact (checksums), of this format, and of this very store: the same instance id, a log
+that reaches the snapshot's sequence number, and at that number the change the snapshot noted
+(another database, or this one restored from a backup, differs there). Otherwise the follower
+loads from the store and writes a snapshot for the next process. Processes starting together
+queue on the snapshot lock, so that one loads from the store and the others load what it wrote.
 
 Staying current without a query per request. The matcher calls `refresh` before each match by
 default (one query); a service calls `follow` instead: a daemon thread refreshes every
