@@ -15,6 +15,7 @@ Errors: every deliberate error (`lightkeeper.errors`) becomes its ``http_status`
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,10 +69,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(chosen)
         app.state.runtime = runtime
+        # Everything alive now (modules, routes, the store's mappers, the index's metadata)
+        # lives as long as the process: keep it out of the cyclic collector's full passes,
+        # which otherwise rescan it all while a batch of 10,000 lookups allocates. Measured
+        # at 13.4 M hashes: a third less CPU per batched request (docs/benchmarks.md).
+        gc.freeze()
         try:
             yield
         finally:
             runtime.close()
+            gc.unfreeze()  # an app made and closed in a longer-lived process leaves no garbage
 
     app = FastAPI(
         title="Lightkeeper",
