@@ -14,6 +14,8 @@
     │   └── ListFormatError        a hash-list file is not in a format we read (header, XML …)
     ├── IndexFileError             an index file is damaged, truncated, foreign or too new
     ├── PluginError                a signal-type plug-in is broken or clashes with another
+    ├── InvalidPolicy              a policy document is malformed (field, action, range …)
+    ├── WebhookSignatureError      a webhook signature header that is malformed, wrong or stale
     ├── StoreError                 (banks) the store cannot do what was asked
     │   ├── NotFound
     │   ├── Conflict
@@ -106,6 +108,14 @@ class ListFormatError(InputError):
     http_status = 422
 
 
+class InvalidPolicy(LightkeeperError):
+    """A policy document is malformed: an unknown field or action, a wrong type, a rule that
+    selects nothing or does nothing, a distance or priority out of range."""
+
+    code = "invalid_policy"
+    http_status = 422
+
+
 class IndexFileError(LightkeeperError):
     """An index file cannot be loaded: not an index file, an unknown version, truncated, or a
     checksum that does not match. Rebuild the index from the banks."""
@@ -115,6 +125,14 @@ class IndexFileError(LightkeeperError):
 
 class PluginError(LightkeeperError):
     code = "plugin_error"
+
+
+class WebhookSignatureError(LightkeeperError):
+    """A ``Lightkeeper-Signature`` header that does not verify: malformed, no MAC that
+    matches the body and secret, or a timestamp outside the tolerance (a replay)."""
+
+    code = "webhook_signature"
+    http_status = 401
 
 
 class StoreError(LightkeeperError):
