@@ -145,7 +145,8 @@ def test_the_recommendation_follows_list_size_and_volume(report_run: tuple[Resul
 def test_methods_can_be_chosen_and_unknown_ones_are_listed(photos: Path, tmp_path: Path) -> None:
     result = run(photos, "--out", tmp_path, "--method", "nope", *QUICK)
     assert result.exit_code == 2
-    assert "unknown evaluation method 'nope' (known: pdq, pdq+dihedral" in result.output
+    assert "unknown evaluation method 'nope' (known: pdq, pdq+content" in result.output
+    assert "pdq+regions" in result.output
     only = run(
         photos, "--out", tmp_path, "--method", "pdq", "--sets", "stress", "--limit", "2", *QUICK
     )

@@ -21,7 +21,9 @@
     │   ├── Conflict
     │   ├── InvalidRequest         a bank name, kind, threshold or option not allowed
     │   ├── StoreBusy              the database stayed locked by another writer
-    │   └── StoreUnavailable       no database server could be started or reached
+    │   ├── StoreUnavailable       no database server could be started or reached
+    │   ├── VaultKeyError          a vault master key missing, malformed or not the one used
+    │   └── VaultIntegrityError    vault content that fails to decrypt or verify (tampered …)
     └── ServiceError               (HTTP service) a request the service refuses
         ├── Unauthenticated        no API key, or one that is unknown or revoked (401)
         ├── Forbidden              the key lacks the scope the route needs (403)
@@ -168,6 +170,24 @@ class StoreUnavailable(StoreError):
 
     code = "store_unavailable"
     http_status = 503
+
+
+class VaultKeyError(StoreError):
+    """The vault's master keys cannot be used: no key file or variable, a malformed one, a
+    version that is missing, or a key that is not the one the vault's objects were wrapped
+    with (a wrong key file). Messages never include key material."""
+
+    code = "vault_key"
+    http_status = 500
+
+
+class VaultIntegrityError(StoreError):
+    """Quarantined content that fails authenticated decryption or its SHA-256 check: a vault
+    file or wrapped key that was tampered with, swapped between objects, truncated or lost.
+    No part of the plaintext is ever returned."""
+
+    code = "vault_integrity"
+    http_status = 500
 
 
 class ServiceError(LightkeeperError):

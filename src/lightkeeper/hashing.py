@@ -14,7 +14,7 @@ import stat
 from typing import BinaryIO
 
 from lightkeeper.errors import InputError, MediaTooLarge
-from lightkeeper.media.decode import DEFAULT_LIMITS, MediaLimits, decode_image
+from lightkeeper.media.decode import DEFAULT_LIMITS, DecodedImage, MediaLimits, decode_image
 from lightkeeper.signals.base import DIHEDRAL_NAMES
 from lightkeeper.signals.exact import HexDigestSignal, hex_digests
 from lightkeeper.signals.registry import bytes_signal_types, image_signal_types
@@ -41,7 +41,12 @@ def hash_bytes(
     Raises a `MediaError` subclass when `data` is not an image that can be decoded within
     `limits`; `bytes_signals` still gives the exact hashes of such data.
     """
-    image = decode_image(data, limits=limits)
+    return hash_decoded(decode_image(data, limits=limits), data, dihedral=dihedral)
+
+
+def hash_decoded(image: DecodedImage, data: bytes, *, dihedral: bool = False) -> dict[str, object]:
+    """`hash_bytes` of `data` already decoded as `image`: for callers that need the pixels
+    too (region codes), so that an upload is decoded once."""
     result: dict[str, object] = {}
     variants: dict[str, object] = {}
     as_stored: dict[str, object] = {}

@@ -12,6 +12,7 @@ from sqlalchemy import Row, Select, Table, func, select
 from lightkeeper.banks.models import (
     BankRow,
     ChangeRow,
+    EntryRegionRow,
     EntryRow,
     ImportRunRow,
     StoreMetaRow,
@@ -30,6 +31,7 @@ from lightkeeper.banks.records import (
 BANKS = cast(Table, BankRow.__table__)
 THRESHOLDS = cast(Table, ThresholdRow.__table__)
 ENTRIES = cast(Table, EntryRow.__table__)
+REGIONS = cast(Table, EntryRegionRow.__table__)
 CHANGES = cast(Table, ChangeRow.__table__)
 RUNS = cast(Table, ImportRunRow.__table__)
 META = cast(Table, StoreMetaRow.__table__)
@@ -63,6 +65,8 @@ def to_bank(row: Row[Any], bank_thresholds: dict[str, int]) -> Bank:
         enabled=row.enabled,
         match_dihedral=row.match_dihedral,
         pdq_quality_floor=row.pdq_quality_floor,
+        regions=row.regions,
+        region_threshold=row.region_threshold,
         thresholds=bank_thresholds,
         created_at=row.created_at,
         updated_at=row.updated_at,

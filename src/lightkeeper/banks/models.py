@@ -13,6 +13,10 @@ convention so that Alembic can alter them on both.
   in the same bank is one row, whatever the number of imports. That unique index leads with
   (signal type, value), so it also serves exact lookups across banks; a second index on
   (signal type, value) would only double the largest index of a 13-million-row table.
+- ``entry_regions``: region codes of a banked image, for banks with regions on: the PDQ of
+  fixed crop windows of the image, named (``region:left-89`` …), kept with the entry's PDQ
+  row and gone with it (cascade). They have no state of their own: an entry disabled or
+  removed takes its regions along, through the entry's own change-log rows.
 - ``bank_changes``: the change log. Every write to ``entries`` appends a row with an
   increasing ``seq``; index followers replay it from the last ``seq`` they saw instead of
   rebuilding. A removal row keeps the signal type and value, since the entry row is gone;
@@ -26,7 +30,11 @@ convention so that Alembic can alter them on both.
   random bits, so a fast hash is as safe as a slow one and costs microseconds per request),
   with the key's first characters to recognise it in listings, its scopes and its rate limit.
 - ``audit_events``: who changed what, when — every bank change, key creation and revocation.
-  Details are a short JSON text (counts, ids), never a list's hash values in bulk.
+  Details are a short JSON text (counts, ids), never a list's hash values in bulk. A hash
+  chain: each event's ``hash`` commits to its content and to the ``prev_hash`` before it, and
+  ``position`` (1, 2, 3 … with no gap, unique: two writers cannot both extend one event)
+  orders the chain, since ids from a sequence may skip (see ``lightkeeper.banks.audit``).
+- ``audit_head``: one row, the chain's last event (id, position, hash); appends lock it.
 """
 
 from __future__ import annotations
@@ -102,6 +110,7 @@ class BankRow(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('block', 'allow')", name="kind"),
         CheckConstraint("pdq_quality_floor BETWEEN 0 AND 100", name="quality_floor"),
+        CheckConstraint("region_threshold BETWEEN 0 AND 256", name="region_threshold"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -113,6 +122,8 @@ class BankRow(Base):
     pdq_quality_floor: Mapped[int] = mapped_column(Integer, default=50)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    regions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    region_threshold: Mapped[int] = mapped_column(Integer, default=31, server_default=text("31"))
 
 
 class ThresholdRow(Base):
@@ -157,6 +168,18 @@ class EntryRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class EntryRegionRow(Base):
+    __tablename__ = "entry_regions"
+    __table_args__ = (CheckConstraint("quality BETWEEN 0 AND 100", name="quality"),)
+
+    entry_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int] = mapped_column(Integer)
+
+
 class ChangeRow(Base):
     __tablename__ = "bank_changes"
     __table_args__ = (
@@ -197,6 +220,97 @@ class ImportRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+# ---------------------------------------------------------------- quarantine vault (issue 6)
+#
+# - ``vault_master_keys``: each master key version that has wrapped a data key, with its
+#   fingerprint (an HMAC under the key, never the key), so that a wrong key file is reported
+#   as such rather than as tampered content.
+# - ``vault_objects``: one quarantined content. Its ciphertext is a file under the vault
+#   directory named by ``id`` (random; never the content's hash); the row holds the SHA-256 of
+#   the original, the per-object data key as wrapped by master key ``key_version``, the
+#   content's nonce (both base64), retention and legal hold. Destroying drops the wrapped key
+#   and nonce (crypto-shredding) and keeps the row as a tombstone: who, when, why.
+# - ``vault_access``: every put, read, verification, hold, release, report and destruction of
+#   an object, with who and why (each also recorded in ``audit_events``).
+
+VAULT_ACCESS_ACTIONS = (
+    "put",
+    "read",
+    "verify",
+    "hold",
+    "release",
+    "report",
+    "destroy",
+    "integrity_failure",
+)
+
+
+class VaultMasterKeyRow(Base):
+    __tablename__ = "vault_master_keys"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class VaultObjectRow(Base):
+    __tablename__ = "vault_objects"
+    __table_args__ = (
+        CheckConstraint("size >= 0", name="size"),
+        # A live object has its wrapped key; a destroyed one has none left.
+        CheckConstraint(
+            "(destroyed_at IS NULL AND wrapped_key IS NOT NULL AND nonce IS NOT NULL "
+            "AND key_version IS NOT NULL) OR (destroyed_at IS NOT NULL AND wrapped_key IS NULL "
+            "AND nonce IS NULL AND key_version IS NULL)",
+            name="shredded",
+        ),
+        CheckConstraint("destroyed_at IS NULL OR NOT legal_hold", name="hold"),
+    )
+
+    #: 32 random hex digits (a UUID4); the ciphertext file's name.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(100))
+    case_ref: Mapped[str | None] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    key_version: Mapped[int | None] = mapped_column(ForeignKey("vault_master_keys.version"))
+    #: Base64 of the master-key AES-GCM nonce and the wrapped 256-bit data key.
+    wrapped_key: Mapped[str | None] = mapped_column(String(100))
+    #: Base64 of the content's 96-bit AES-GCM nonce.
+    nonce: Mapped[str | None] = mapped_column(String(24))
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    retain_until: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    held_by: Mapped[str | None] = mapped_column(String(200))
+    held_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    destroyed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    destroyed_by: Mapped[str | None] = mapped_column(String(200))
+    destroy_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class VaultAccessRow(Base):
+    __tablename__ = "vault_access"
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ('put', 'read', 'verify', 'hold', 'release', 'report', 'destroy', "
+            "'integrity_failure')",
+            name="action",
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    object_id: Mapped[str] = mapped_column(ForeignKey("vault_objects.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+
 class StoreMetaRow(Base):
     __tablename__ = "store_meta"
 
@@ -231,3 +345,105 @@ class AuditEventRow(Base):
     subject: Mapped[str] = mapped_column(String(200))
     #: JSON text (portable: no JSON column type).
     details: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: 0 and position 0 with the genesis hash while the trail is empty.
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+# ---------------------------------------------------------------- webhooks (issue 6)
+#
+# - ``webhook_endpoints``: where events go. The signing secret is kept in clear because the
+#   server must sign with it (an HMAC key cannot be stored as a digest); it is shown once,
+#   when made, and never listed. After a rotation the previous secret signs too, until
+#   ``previous_secret_until``, so receivers can switch without losing a delivery.
+# - ``webhook_events``: the outbox. One row per event, its body as canonical JSON (ASCII, so
+#   ``Text`` holds the exact bytes that are signed and sent).
+# - ``webhook_deliveries``: one event to one endpoint, with its retry state and its lease: a
+#   dispatcher claims a row by writing a random ``lease_token`` and a ``lease_until``; a row
+#   whose lease ran out (its dispatcher died mid-send) is due again.
+# - ``webhook_attempts``: the delivery log, one row per HTTP attempt (never the secret).
+
+WEBHOOK_EVENT_TYPES = ("match", "action", "decision", "report")
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+class WebhookEndpointRow(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    #: Space-separated event types (see `WEBHOOK_EVENT_TYPES`).
+    event_types: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookEventRow(Base):
+    __tablename__ = "webhook_events"
+
+    #: A UUID, sent as ``Lightkeeper-Event-Id``: receivers deduplicate on it.
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+        UniqueConstraint("event_id", "endpoint_id"),
+        Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: When the delivery entered the queue (made, or requeued): its age limit counts from here.
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    dead_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookAttemptRow(Base):
+    __tablename__ = "webhook_attempts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    #: The HTTP status the endpoint answered, or None when there was no answer.
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    #: What went wrong (connection refused, timeout …); None for a 2xx answer.
+    error: Mapped[str | None] = mapped_column(String(500))

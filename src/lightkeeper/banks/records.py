@@ -24,6 +24,30 @@ MAX_SOURCE_LEN = 200
 #: Longest classification label (A1, B2, "sextortion" …).
 MAX_CLASSIFICATION_LEN = 64
 
+#: The region codes an entry of a bank with regions on may hold beside its whole-image PDQ:
+#: the PDQ of fixed crop windows of the banked image (`lightkeeper.signals.regions`'s
+#: `reference_regions` with its default keeps and families; a test checks they agree). The
+#: in-memory index keys a region code by its entry's id and its position here, so this order
+#: never changes: new names are only ever appended.
+REGION_NAMES: tuple[str, ...] = (
+    "region:center-89",
+    "region:center-x-89",
+    "region:center-y-89",
+    "region:left-89",
+    "region:right-89",
+    "region:top-89",
+    "region:bottom-89",
+    "region:center-80",
+    "region:center-x-80",
+    "region:center-y-80",
+    "region:left-80",
+    "region:right-80",
+    "region:top-80",
+    "region:bottom-80",
+)
+#: What a bank's `region_threshold` is when not set: PDQ's own default threshold.
+DEFAULT_REGION_THRESHOLD = 31
+
 
 @dataclass(frozen=True, slots=True)
 class Bank:
@@ -40,6 +64,13 @@ class Bank:
     match_dihedral: bool
     #: PDQ hashes of lower quality than this are not matched against this bank.
     pdq_quality_floor: int
+    #: Region matching: the bank keeps the PDQ of crop windows of each image added to it
+    #: (`REGION_NAMES`), and uploads are also looked up with windows of themselves and with
+    #: the photo found inside a screenshot. Off by default; see docs/matching.md.
+    regions: bool
+    #: The largest distance that matches when either side of a pair is a region code (a pair
+    #: of whole-image hashes keeps `threshold("pdq")`).
+    region_threshold: int
     #: Thresholds set on this bank, by signal type; others use the signal type's default.
     thresholds: Mapping[str, int]
     created_at: datetime
@@ -102,6 +133,26 @@ class IndexRow(NamedTuple):
     def is_active(self, now: datetime | None = None) -> bool:
         """Whether the entry takes part in matching at `now` (default: the present)."""
         return is_active(self.enabled, self.disabled_until, now)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRegion:
+    """One region code of a banked image, kept with its PDQ entry: which window of the
+    image (a name of `REGION_NAMES`), its PDQ hash and that hash's quality."""
+
+    region: str
+    value: str
+    quality: int
+
+
+class RegionRow(NamedTuple):
+    """A region code as an in-memory index loads it: its entry, the entry's bank and state."""
+
+    entry_id: int
+    bank_id: int
+    region: str
+    value: str
+    enabled: bool
 
 
 @dataclass(frozen=True, slots=True)

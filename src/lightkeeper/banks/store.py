@@ -29,6 +29,7 @@ from lightkeeper.banks._rows import (
     CHANGES,
     ENTRIES,
     META,
+    REGIONS,
     RUNS,
     THRESHOLDS,
     change_row,
@@ -41,16 +42,20 @@ from lightkeeper.banks._rows import (
 )
 from lightkeeper.banks.audit import record
 from lightkeeper.banks.records import (
+    DEFAULT_REGION_THRESHOLD,
+    REGION_NAMES,
     Bank,
     BankKind,
     Change,
     Entry,
     EntryOp,
+    EntryRegion,
     ImportRun,
     ImportStatus,
     IndexRow,
     NewEntry,
     Outcome,
+    RegionRow,
     RemoveValue,
     WriteReport,
 )
@@ -60,6 +65,8 @@ from lightkeeper.banks.validation import (
     validate_kind,
     validate_new_entry,
     validate_quality_floor,
+    validate_region_threshold,
+    validate_regions,
     validate_threshold,
 )
 from lightkeeper.errors import Conflict, InvalidRequest, NotFound
@@ -148,11 +155,18 @@ class BankStore:
         match_dihedral: bool = False,
         pdq_quality_floor: int = DEFAULT_QUALITY_FLOOR,
         enabled: bool = True,
+        regions: bool = False,
+        region_threshold: int = DEFAULT_REGION_THRESHOLD,
     ) -> Bank:
-        """Create a bank; `Conflict` if the name is taken, `InvalidRequest` for bad settings."""
+        """Create a bank; `Conflict` if the name is taken, `InvalidRequest` for bad settings.
+
+        `regions` turns region matching on (crops and screenshots; see `Bank.regions`), with
+        `region_threshold` for pairs in which a region code takes part.
+        """
         validate_bank_name(name)
         validate_kind(kind)
         validate_quality_floor(pdq_quality_floor)
+        validate_region_threshold(region_threshold)
         overrides = dict(thresholds or {})
         for signal_type, threshold in overrides.items():
             validate_threshold(signal_type, threshold)
@@ -170,6 +184,8 @@ class BankStore:
                     "enabled": enabled,
                     "match_dihedral": match_dihedral,
                     "pdq_quality_floor": pdq_quality_floor,
+                    "regions": regions,
+                    "region_threshold": region_threshold,
                     "created_at": now,
                     "updated_at": now,
                 },
@@ -187,7 +203,13 @@ class BankStore:
                 conn,
                 "bank.create",
                 f"bank:{name}",
-                {"kind": kind, "enabled": enabled, "thresholds": overrides},
+                {
+                    "kind": kind,
+                    "enabled": enabled,
+                    "thresholds": overrides,
+                    "regions": regions,
+                    "region_threshold": region_threshold,
+                },
                 at=now,
             )
 
@@ -222,8 +244,13 @@ class BankStore:
         match_dihedral: bool | None = None,
         pdq_quality_floor: int | None = None,
         enabled: bool | None = None,
+        regions: bool | None = None,
+        region_threshold: int | None = None,
     ) -> Bank:
         """Change the settings given; None leaves a setting as it is.
+
+        Turning `regions` off keeps the region codes stored with the bank's entries (they no
+        longer match); turning it back on matches them again, with no image added anew.
 
         `thresholds` merges into the bank's own: a signal type mapped to None goes back to
         that signal type's default.
@@ -241,6 +268,10 @@ class BankStore:
             values["pdq_quality_floor"] = validate_quality_floor(pdq_quality_floor)
         if enabled is not None:
             values["enabled"] = enabled
+        if regions is not None:
+            values["regions"] = regions
+        if region_threshold is not None:
+            values["region_threshold"] = validate_region_threshold(region_threshold)
         overrides = dict(thresholds or {})
         for signal_type, threshold in overrides.items():
             if threshold is None:
@@ -325,17 +356,72 @@ class BankStore:
         external_id: str | None = None,
         classification: str | None = None,
         note: str | None = None,
+        regions: Sequence[EntryRegion] | None = None,
     ) -> tuple[Entry, Outcome]:
-        """Add one hash (normalised first); returns the entry and "added"/"updated"/"unchanged"."""
+        """Add one hash (normalised first); returns the entry and "added"/"updated"/"unchanged".
+
+        `regions` are the region codes of the image a PDQ hash was computed from
+        (`lightkeeper.matching.region_codes.banked_image`). They are kept only when the bank
+        has regions on and the hash is a PDQ one, and then replace whatever the entry held,
+        in the same transaction as the entry: a follower that sees the entry's "add" (or the
+        "update" logged when only its regions changed) finds them. None leaves an existing
+        entry's regions as they are.
+        """
         new = validate_new_entry(
             NewEntry(signal_type, value, list_name, list_version, external_id, classification, note)
         )
-        report = self.write_batch(bank, [new], validated=True)
+        if regions is None:
+            report = self.write_batch(bank, [new], validated=True)
+            regions_changed = False
+        else:
+            report, regions_changed = self._write_with_regions(bank, new, validate_regions(regions))
         entry = self.find_entry(bank, signal_type, new.value)
         if entry is None:  # removed by another writer in between
             raise NotFound(f"{signal_type} {new.value} was removed from {bank!r} meanwhile")
-        outcome: Outcome = "added" if report.added else "updated" if report.updated else "unchanged"
+        outcome: Outcome = (
+            "added"
+            if report.added
+            else "updated"
+            if report.updated or regions_changed
+            else "unchanged"
+        )
         return entry, outcome
+
+    def _write_with_regions(
+        self, bank: str, new: NewEntry, regions: list[EntryRegion]
+    ) -> tuple[WriteReport, bool]:
+        """Write one entry and, when its bank keeps them, its region codes; whether these
+        changed. One transaction, so the log never names an entry without its regions."""
+        todo = _bulk.plans([new])
+
+        def work(conn: Connection) -> tuple[WriteReport, bool]:
+            now = _now()
+            bank_id = _bank_id(conn, bank)
+            report = _write_ops(conn, bank, bank_id, todo, now, None)
+            keeps = conn.execute(select(BANKS.c.regions).where(BANKS.c.id == bank_id)).scalar()
+            if not keeps or new.signal_type != "pdq":
+                return report, False
+            entry_id = conn.execute(
+                select(ENTRIES.c.id).where(
+                    ENTRIES.c.signal_type == new.signal_type,
+                    ENTRIES.c.value == new.value,
+                    ENTRIES.c.bank_id == bank_id,
+                )
+            ).scalar_one()
+            if not _replace_regions(conn, entry_id, regions):
+                return report, False
+            if not report.added:  # a new entry's "add" already tells followers to read them
+                conn.execute(insert(CHANGES), change_row(bank_id, entry_id, "update", now))
+            record(
+                conn,
+                "entry.regions",
+                f"bank:{bank}",
+                {"entry_id": entry_id, "regions": len(regions)},
+                at=now,
+            )
+            return report, True
+
+        return self._write(work)
 
     def add_entries(
         self, bank: str, new_entries: Iterable[NewEntry], *, batch_size: int = DEFAULT_BATCH_SIZE
@@ -381,33 +467,7 @@ class BankStore:
         todo = _bulk.plans(ops)
 
         def work(conn: Connection) -> WriteReport:
-            now = _now()
-            report = _bulk.apply(conn, _bank_id(conn, bank), todo, now)
-            if report.added or report.updated or report.removed:
-                record(
-                    conn,
-                    "entries.write",
-                    f"bank:{bank}",
-                    {
-                        "added": report.added,
-                        "updated": report.updated,
-                        "removed": report.removed,
-                        "import_run": import_run,
-                    },
-                    at=now,
-                )
-            if import_run is not None:
-                conn.execute(
-                    update(RUNS)
-                    .where(RUNS.c.id == import_run)
-                    .values(
-                        added=RUNS.c.added + report.added,
-                        updated=RUNS.c.updated + report.updated,
-                        removed=RUNS.c.removed + report.removed,
-                        unchanged=RUNS.c.unchanged + report.unchanged,
-                    )
-                )
-            return report
+            return _write_ops(conn, bank, _bank_id(conn, bank), todo, _now(), import_run)
 
         return self._write(work)
 
@@ -585,6 +645,79 @@ class BankStore:
             yield from (IndexRow(*row) for row in rows)
             after = rows[-1][0]
 
+    def get_regions(self, entry_ids: Iterable[int]) -> dict[int, list[EntryRegion]]:
+        """The region codes of these entries, by entry id (in `REGION_NAMES` order); entries
+        without any are left out. For the operator and the index: these are bank contents,
+        never shown to a matching client."""
+        wanted = sorted(set(entry_ids))
+        order = {name: i for i, name in enumerate(REGION_NAMES)}
+
+        def work(conn: Connection) -> dict[int, list[EntryRegion]]:
+            found: dict[int, list[EntryRegion]] = {}
+            for start in range(0, len(wanted), 1000):
+                rows = conn.execute(
+                    select(REGIONS).where(REGIONS.c.entry_id.in_(wanted[start : start + 1000]))
+                )
+                for row in rows:
+                    found.setdefault(row.entry_id, []).append(
+                        EntryRegion(row.region, row.value, row.quality)
+                    )
+            for regions in found.values():
+                regions.sort(key=lambda r: order.get(r.region, len(order)))
+            return found
+
+        return self._read(work) if wanted else {}
+
+    def count_regions(self, entry_ids: Iterable[int]) -> dict[int, int]:
+        """How many region codes each of these entries holds (0 for none): what a curator
+        may see of them."""
+        wanted = sorted(set(entry_ids))
+
+        def work(conn: Connection) -> dict[int, int]:
+            counts = dict.fromkeys(wanted, 0)
+            for start in range(0, len(wanted), 1000):
+                query = (
+                    select(REGIONS.c.entry_id, func.count())
+                    .where(REGIONS.c.entry_id.in_(wanted[start : start + 1000]))
+                    .group_by(REGIONS.c.entry_id)
+                )
+                counts.update((int(entry_id), int(n)) for entry_id, n in conn.execute(query))
+            return counts
+
+        return self._read(work) if wanted else {}
+
+    def iter_region_rows(
+        self, bank: str | None = None, *, page_size: int = 50_000
+    ) -> Iterator[RegionRow]:
+        """Every region code of a bank (or of all banks), with its entry's bank and enabled
+        flag, by (entry id, region), a page at a time: for loading an index (the snapshot
+        caveat of `iter_entries` applies)."""
+        bank_id = None if bank is None else self._read(lambda conn: _bank_id(conn, bank))
+        after: tuple[int, str] = (0, "")
+        while True:
+            query = (
+                select(
+                    REGIONS.c.entry_id,
+                    ENTRIES.c.bank_id,
+                    REGIONS.c.region,
+                    REGIONS.c.value,
+                    ENTRIES.c.enabled,
+                )
+                .join(ENTRIES, ENTRIES.c.id == REGIONS.c.entry_id)
+                .where(
+                    (REGIONS.c.entry_id > after[0])
+                    | ((REGIONS.c.entry_id == after[0]) & (REGIONS.c.region > after[1]))
+                )
+            )
+            if bank_id is not None:
+                query = query.where(ENTRIES.c.bank_id == bank_id)
+            page = query.order_by(REGIONS.c.entry_id, REGIONS.c.region).limit(page_size)
+            rows = self._read(lambda conn: conn.execute(page).all())  # noqa: B023 (runs now)
+            if not rows:
+                return
+            yield from (RegionRow(*row) for row in rows)
+            after = (rows[-1][0], rows[-1][2])
+
     # ------------------------------------------------------------------ change log
 
     def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
@@ -683,6 +816,67 @@ class BankStore:
         if row is None:
             raise NotFound(f"no import with id {run_id}")
         return to_import_run(row)
+
+
+def _write_ops(
+    conn: Connection,
+    bank: str,
+    bank_id: int,
+    todo: list[_bulk.Plan],
+    now: datetime,
+    import_run: int | None,
+) -> WriteReport:
+    """Apply planned adds and removals to one bank, with their audit record and import counts."""
+    report = _bulk.apply(conn, bank_id, todo, now)
+    if report.added or report.updated or report.removed:
+        record(
+            conn,
+            "entries.write",
+            f"bank:{bank}",
+            {
+                "added": report.added,
+                "updated": report.updated,
+                "removed": report.removed,
+                "import_run": import_run,
+            },
+            at=now,
+        )
+    if import_run is not None:
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == import_run)
+            .values(
+                added=RUNS.c.added + report.added,
+                updated=RUNS.c.updated + report.updated,
+                removed=RUNS.c.removed + report.removed,
+                unchanged=RUNS.c.unchanged + report.unchanged,
+            )
+        )
+    return report
+
+
+def _replace_regions(conn: Connection, entry_id: int, regions: list[EntryRegion]) -> bool:
+    """Make the entry's region codes `regions`; whether that changed anything."""
+    held = {
+        row.region: (row.value, row.quality)
+        for row in conn.execute(
+            select(REGIONS.c.region, REGIONS.c.value, REGIONS.c.quality).where(
+                REGIONS.c.entry_id == entry_id
+            )
+        )
+    }
+    if held == {r.region: (r.value, r.quality) for r in regions}:
+        return False
+    conn.execute(delete(REGIONS).where(REGIONS.c.entry_id == entry_id))
+    if regions:
+        conn.execute(
+            insert(REGIONS),
+            [
+                {"entry_id": entry_id, "region": r.region, "value": r.value, "quality": r.quality}
+                for r in regions
+            ],
+        )
+    return True
 
 
 def _runs_select() -> Select[Any]:

@@ -7,12 +7,15 @@ Kept apart from the store so that the CLI, the HTTP layer and list imports can c
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 from lightkeeper.banks.records import (
     MAX_CLASSIFICATION_LEN,
     MAX_SOURCE_LEN,
+    REGION_NAMES,
     BankKind,
+    EntryRegion,
     NewEntry,
 )
 from lightkeeper.errors import InvalidRequest
@@ -60,6 +63,34 @@ def validate_quality_floor(floor: int) -> int:
     if isinstance(floor, bool) or not isinstance(floor, int) or not 0 <= floor <= 100:
         raise InvalidRequest("pdq_quality_floor must be a whole number from 0 to 100")
     return floor
+
+
+def validate_region_threshold(threshold: int) -> int:
+    """`threshold` if it is a PDQ threshold (0..256), else `InvalidRequest`."""
+    bits = registry.get("pdq").bits
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= bits:
+        raise InvalidRequest(f"region_threshold must be a whole number from 0 to {bits}")
+    return threshold
+
+
+def validate_regions(regions: Sequence[EntryRegion]) -> list[EntryRegion]:
+    """`regions` with canonical values, if each names a region of `REGION_NAMES` once, with
+    a PDQ hash and a quality from 0 to 100; else `InvalidRequest` (`InvalidSignal` for a
+    malformed hash)."""
+    pdq = registry.get("pdq")
+    seen: set[str] = set()
+    checked: list[EntryRegion] = []
+    for region in regions:
+        if region.region not in REGION_NAMES:
+            raise InvalidRequest(f"unknown region {region.region!r}")
+        if region.region in seen:
+            raise InvalidRequest(f"region {region.region!r} given twice")
+        seen.add(region.region)
+        quality = region.quality
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
+            raise InvalidRequest(f"region {region.region!r}: quality must be from 0 to 100")
+        checked.append(replace(region, value=pdq.normalize(region.value)))
+    return checked
 
 
 def validate_new_entry(entry: NewEntry) -> NewEntry:

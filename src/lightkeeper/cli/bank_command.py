@@ -26,6 +26,7 @@ from lightkeeper.cli.output import display_path, error
 
 if TYPE_CHECKING:
     from lightkeeper.banks import Bank, BankStore, ImportRun, NewEntry
+    from lightkeeper.banks.records import EntryRegion
     from lightkeeper.exchange import ImportReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +37,7 @@ DATABASE_ENV = "LIGHTKEEPER_DATABASE_URL"
 DEFAULT_DATABASE = "./lightkeeper-data/lightkeeper.db"
 LIST_FORMATS = ("lines", "csv", "hma", "ncmec")
 DEFAULT_QUALITY_FLOOR = 50
+DEFAULT_REGION_THRESHOLD = 31
 #: Invalid lines of an import listed on stderr in text mode (--json lists up to 1,000).
 SHOWN_INVALID_LINES = 10
 #: Imports listed by ``bank show``.
@@ -116,7 +118,8 @@ def bank_group() -> None:
     matches it a match; an allow bank holds known false positives, and content that
     matches it has its block matches suppressed. Thresholds are per bank and signal type
     (PDQ default 31); PDQ hashes below a bank's quality floor (default 50) are not matched
-    against it.
+    against it. A bank with regions on also catches crops and screenshots of the images
+    added to it from files (`bank create --regions`).
     """
 
 
@@ -146,6 +149,22 @@ def bank_group() -> None:
     metavar="Q",
     help="PDQ hashes of lower quality are not matched against this bank.",
 )
+@click.option(
+    "--regions/--no-regions",
+    default=False,
+    show_default=True,
+    help="Region matching, to catch crops and screenshots: keep the PDQ of 14 crop windows "
+    "of each image file added, and look uploads up with windows of themselves and with the "
+    "photo found in a screenshot.",
+)
+@click.option(
+    "--region-threshold",
+    type=click.IntRange(0, 256),
+    default=DEFAULT_REGION_THRESHOLD,
+    show_default=True,
+    metavar="N",
+    help="Largest distance that matches when a region code takes part.",
+)
 @db_option
 def create_command(
     name: str,
@@ -154,6 +173,8 @@ def create_command(
     thresholds: dict[str, int],
     dihedral: bool,
     quality_floor: int,
+    regions: bool,
+    region_threshold: int,
     db: str | None,
 ) -> None:
     """Create a bank called NAME (lowercase letters, digits, '_' and '-')."""
@@ -165,10 +186,83 @@ def create_command(
             thresholds=thresholds,
             match_dihedral=dihedral,
             pdq_quality_floor=quality_floor,
+            regions=regions,
+            region_threshold=region_threshold,
         )
-    click.echo(
-        f"created {bank.kind} bank {bank.name!r}: pdq threshold {bank.threshold('pdq')}, "
-        f"quality floor {bank.pdq_quality_floor}, dihedral {'on' if bank.match_dihedral else 'off'}"
+    click.echo(f"created {bank.kind} bank {bank.name!r}: {_settings(bank)}")
+
+
+@bank_group.command("update")
+@click.argument("name")
+@click.option("--description", default=None, help="What the bank holds, for people.")
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="TYPE=N",
+    callback=_parse_threshold,
+    help="Largest distance that matches, per signal type (repeatable), e.g. pdq=24.",
+)
+@click.option(
+    "--dihedral/--no-dihedral",
+    default=None,
+    help="Also match the 8 rotations and flips of each photo's PDQ against this bank.",
+)
+@click.option(
+    "--quality-floor",
+    type=click.IntRange(0, 100),
+    default=None,
+    metavar="Q",
+    help="PDQ hashes of lower quality are not matched against this bank.",
+)
+@click.option(
+    "--regions/--no-regions",
+    default=None,
+    help="Region matching on or off (codes already kept stay, and match again when on).",
+)
+@click.option(
+    "--region-threshold",
+    type=click.IntRange(0, 256),
+    default=None,
+    metavar="N",
+    help="Largest distance that matches when a region code takes part.",
+)
+@click.option(
+    "--enable/--disable", "enabled", default=None, help="Let the bank match, or keep it out."
+)
+@db_option
+def update_command(
+    name: str,
+    description: str | None,
+    thresholds: dict[str, int],
+    dihedral: bool | None,
+    quality_floor: int | None,
+    regions: bool | None,
+    region_threshold: int | None,
+    enabled: bool | None,
+    db: str | None,
+) -> None:
+    """Change the settings of bank NAME; those not given stay as they are."""
+    with open_store(db) as store:
+        bank = store.update_bank(
+            name,
+            description=description,
+            thresholds=dict(thresholds) or None,
+            match_dihedral=dihedral,
+            pdq_quality_floor=quality_floor,
+            regions=regions,
+            region_threshold=region_threshold,
+            enabled=enabled,
+        )
+    state = "" if bank.enabled else " (disabled)"
+    click.echo(f"updated {bank.kind} bank {bank.name!r}{state}: {_settings(bank)}")
+
+
+def _settings(bank: Bank) -> str:
+    regions = f"on (threshold {bank.region_threshold})" if bank.regions else "off"
+    return (
+        f"pdq threshold {bank.threshold('pdq')}, quality floor {bank.pdq_quality_floor}, "
+        f"dihedral {'on' if bank.match_dihedral else 'off'}, regions {regions}"
     )
 
 
@@ -238,6 +332,7 @@ def show_command(name: str, as_json: bool, db: str | None) -> None:
         f"description    {bank.description}".rstrip(),
         f"dihedral       {'on' if bank.match_dihedral else 'off'}",
         f"quality floor  {bank.pdq_quality_floor} (pdq)",
+        f"regions        {f'on, threshold {bank.region_threshold}' if bank.regions else 'off'}",
         f"created        {bank.created_at:%Y-%m-%d %H:%M:%S} UTC",
         f"entries        {sum(counts.values()):,}",
     ]
@@ -437,8 +532,10 @@ def add_command(
     """Add files' hashes, or hash values, to bank NAME.
 
     A file is hashed: its PDQ is added when its quality reaches the bank's quality floor,
-    and its MD5 and SHA-256 always. Anything that is not a file is taken as a hash value.
-    Every item is checked before anything is added: one bad item adds nothing.
+    and its MD5 and SHA-256 always; in a bank with regions on, the PDQ of its crop windows
+    are kept with its PDQ entry (hash values added as such have none). Anything that is not
+    a file is taken as a hash value. Every item is checked before anything is added: one
+    bad item adds nothing.
     """
     from lightkeeper.banks import NewEntry
 
@@ -450,22 +547,22 @@ def add_command(
     }
     with open_store(db) as store:
         bank = store.get_bank(name)
-        planned: list[tuple[str, NewEntry]] = []
+        planned: list[tuple[str, NewEntry, list[EntryRegion] | None]] = []
         problems = 0
         for item in items:
             try:
-                for signal, value, why in _item_hashes(item, signal_type, bank):
+                for signal, value, why, regions in _item_hashes(item, signal_type, bank):
                     if value is None:
                         error(f"warning: {why}", item)
                     else:
-                        planned.append((item, NewEntry(signal, value, **provenance)))
+                        planned.append((item, NewEntry(signal, value, **provenance), regions))
             except _ItemError as exc:
                 error(str(exc), item)
                 problems += 1
         if problems:
             error(f"{problems} of {len(items)} items are not usable; nothing was added")
             raise click.exceptions.Exit(ExitCode.INPUT_ERRORS)
-        for item, new in planned:
+        for item, new, regions in planned:
             entry, outcome = store.add_entry(
                 name,
                 new.signal_type,
@@ -474,10 +571,12 @@ def add_command(
                 list_version=new.list_version,
                 classification=new.classification,
                 note=new.note,
+                regions=regions,
             )
             where = "" if item.lower() == entry.value else f"  {display_path(item)}"
+            kept = "" if regions is None else f"  {len(regions)} region codes"
             click.echo(
-                f"{outcome:<9} {entry.signal_type:<6} {entry.value}  entry {entry.id}{where}"
+                f"{outcome:<9} {entry.signal_type:<6} {entry.value}  entry {entry.id}{kept}{where}"
             )
 
 
@@ -487,10 +586,12 @@ class _ItemError(Exception):
 
 def _item_hashes(
     item: str, signal_type: str | None, bank: Bank
-) -> Iterator[tuple[str, str | None, str]]:
-    """(signal type, value or None, why not) for what `bank add` takes from one item."""
+) -> Iterator[tuple[str, str | None, str, list[EntryRegion] | None]]:
+    """(signal type, value or None, why not, region codes to keep or None) for what
+    `bank add` takes from one item."""
     from lightkeeper.errors import LightkeeperError, MediaError
     from lightkeeper.hashing import bytes_signals, hash_bytes, read_file
+    from lightkeeper.matching.region_codes import banked_image
 
     if Path(item).is_file():
         try:
@@ -498,10 +599,14 @@ def _item_hashes(
         except LightkeeperError as exc:
             raise _ItemError(str(exc)) from None
         exact = bytes_signals(data)
+        regions: list[EntryRegion] | None = None
         try:
-            hashes = hash_bytes(data)
+            if bank.regions:
+                hashes, regions = banked_image(data, quality_floor=bank.pdq_quality_floor)
+            else:
+                hashes = hash_bytes(data)
         except MediaError as exc:
-            yield "pdq", None, f"no PDQ ({exc}): adding its exact hashes only"
+            yield "pdq", None, f"no PDQ ({exc}): adding its exact hashes only", None
         else:
             quality = hashes["pdq_quality"]
             if isinstance(quality, int) and quality < bank.pdq_quality_floor:
@@ -510,15 +615,16 @@ def _item_hashes(
                     None,
                     f"PDQ quality {quality} is below the bank's floor {bank.pdq_quality_floor}: "
                     "PDQ not added (it would match too much); exact hashes added",
+                    None,
                 )
             else:
-                yield "pdq", str(hashes["pdq"]), ""
-        yield "md5", exact["md5"], ""
-        yield "sha256", exact["sha256"], ""
+                yield "pdq", str(hashes["pdq"]), "", regions
+        yield "md5", exact["md5"], "", None
+        yield "sha256", exact["sha256"], "", None
         return
     if Path(item).is_dir():
         raise _ItemError("is a directory: name the files in it")
-    yield _literal_hash(item, signal_type)
+    yield (*_literal_hash(item, signal_type), None)
 
 
 def _literal_hash(item: str, signal_type: str | None) -> tuple[str, str, str]:
@@ -606,6 +712,8 @@ def _bank_dict(bank: Bank) -> dict[str, Any]:
         "description": bank.description,
         "match_dihedral": bank.match_dihedral,
         "pdq_quality_floor": bank.pdq_quality_floor,
+        "regions": bank.regions,
+        "region_threshold": bank.region_threshold,
         "thresholds": dict(bank.thresholds),
         "created_at": bank.created_at.isoformat(),
         "updated_at": bank.updated_at.isoformat(),

@@ -49,13 +49,16 @@ def reference() -> str:
 
 
 def _settings() -> str:
-    """The environment settings of the store and the service, from their declarations."""
+    """The environment settings of the store, the service and the vault, from their
+    declarations."""
+    from lightkeeper.actions.vault import VAULT_DIR
+    from lightkeeper.actions.vault_crypto import KEY_ENV, KEY_FILE
     from lightkeeper.banks.settings import SETTINGS as STORE_SETTINGS
     from lightkeeper.service.settings import SETTINGS as SERVICE_SETTINGS
 
     rows = [
         f"| `{s.env}` | {s.default} | {s.help} |"
-        for s in dict.fromkeys((*STORE_SETTINGS, *SERVICE_SETTINGS))
+        for s in dict.fromkeys((*STORE_SETTINGS, *SERVICE_SETTINGS, VAULT_DIR, KEY_ENV, KEY_FILE))
     ]
     return "\n".join(
         [

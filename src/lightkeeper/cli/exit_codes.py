@@ -29,6 +29,9 @@ class ExitCode(IntEnum):
     #: over 1 and 70: a match is never hidden by another file's failure (those are still
     #: reported on stderr and in the output).
     MATCH_FOUND = 10
+    #: ``audit verify``: the audit trail is not as appended (an event edited, removed,
+    #: inserted or reordered, or the end cut off); each place is listed on stdout.
+    AUDIT_TAMPERED = 11
     #: A bug in Lightkeeper: an unexpected exception (sysexits' EX_SOFTWARE).
     INTERNAL_ERROR = 70
     #: Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
@@ -43,6 +46,7 @@ EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.NO_INPUT: "no input files found",
     ExitCode.STORE_UNAVAILABLE: "the bank store cannot be opened or used (--db)",
     ExitCode.MATCH_FOUND: "match/scan: a file matched a block bank (wins over 1 and 70)",
+    ExitCode.AUDIT_TAMPERED: "audit verify: the audit trail was tampered with",
     ExitCode.INTERNAL_ERROR: "internal error (a bug: please report it)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

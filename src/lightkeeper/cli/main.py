@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from lightkeeper import __version__
+from lightkeeper.cli.audit_command import audit_group
 from lightkeeper.cli.bank_command import bank_group
 from lightkeeper.cli.eval_command import eval_command
 from lightkeeper.cli.exit_codes import ExitCode, exit_code_table
@@ -26,6 +27,8 @@ from lightkeeper.cli.match_command import match_command
 from lightkeeper.cli.output import error
 from lightkeeper.cli.scan_command import scan_command
 from lightkeeper.cli.serve_command import serve_command
+from lightkeeper.cli.vault_command import vault_group
+from lightkeeper.cli.webhooks_command import webhooks_group
 from lightkeeper.errors import LightkeeperError, PluginError
 
 _HELP = f"""Find known abuse imagery by hash: PDQ, MD5, SHA-1 and SHA-256, hash banks, matching.
@@ -93,3 +96,6 @@ main.add_command(scan_command)
 main.add_command(serve_command)
 main.add_command(keys_group)
 main.add_command(eval_command)
+main.add_command(webhooks_group)
+main.add_command(vault_group)
+main.add_command(audit_group)

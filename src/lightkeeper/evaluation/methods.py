@@ -129,13 +129,29 @@ class PdqMethod:
         return f"PdqMethod(dihedral={self.dihedral})"
 
 
+def _regions(*, dihedral: bool) -> Method:
+    from lightkeeper.signals.regions import PdqRegionsMethod
+
+    return PdqRegionsMethod(dihedral=dihedral)
+
+
+def _content(*, dihedral: bool) -> Method:
+    from lightkeeper.signals.regions import PdqContentMethod
+
+    return PdqContentMethod(dihedral=dihedral)
+
+
 #: The methods ``lightkeeper eval --method NAME`` knows, by name. Another signal adds one
-#: entry whose factory imports its module when called, e.g.
-#: ``METHOD_FACTORIES["pdq+regions"] = _regions`` with
-#: ``def _regions() -> Method: from lightkeeper.signals.regions import RegionMethod; …``.
+#: entry whose factory imports its module when called, as the region methods do
+#: (`lightkeeper.signals.regions`: "pdq+regions", a bank with regions on; "pdq+content",
+#: the content finder alone, what a bank of bare hashes gains).
 METHOD_FACTORIES: dict[str, Callable[[], Method]] = {
     "pdq": lambda: PdqMethod(dihedral=False),
     "pdq+dihedral": lambda: PdqMethod(dihedral=True),
+    "pdq+regions": lambda: _regions(dihedral=False),
+    "pdq+regions+dihedral": lambda: _regions(dihedral=True),
+    "pdq+content": lambda: _content(dihedral=False),
+    "pdq+content+dihedral": lambda: _content(dihedral=True),
 }
 
 #: What a run measures when no method is named.

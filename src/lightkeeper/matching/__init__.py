@@ -11,6 +11,9 @@
 - `Match`, `SuppressedMatch`, `MatchResult` (`evidence.py`): what was found, with evidence.
 - `IndexFollower` (`follower.py`): the in-memory indexes, loaded from a snapshot and kept
   current from the change log (`FollowerStatus` says how current).
+- Region matching, for banks with regions on (docs/matching.md): `region_codes.py` (the
+  region codes of a banked image and of an upload, from one decode) and `region_index.py`
+  (the banked codes in memory, following their entries' changes).
 """
 
 from lightkeeper.matching.evidence import AS_STORED, ORIGINAL, Match, MatchResult, SuppressedMatch

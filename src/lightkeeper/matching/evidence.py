@@ -48,19 +48,28 @@ class Match:
     #: The content's quality for signal types that have one (PDQ), else None.
     quality: int | None
     #: Which hash of the content matched: "original" (as displayed), "as_stored" (pixels as
-    #: stored, EXIF ignored) or a dihedral variant's name ("rotate90", "flipx" …).
+    #: stored, EXIF ignored), a dihedral variant's name ("rotate90", "flipx" …) or, for a
+    #: bank with regions on, a region of the content: a crop window of it ("region:right-97")
+    #: or a photo found inside it ("region:content", "region:content-2" …).
     variant: str
     list_name: str | None
     list_version: str | None
     external_id: str | None
     classification: str | None
+    #: Which code of the entry matched, when a region took part in the match: "whole" (the
+    #: entry's own hash, met by a region of the content) or a crop window of the banked image
+    #: ("region:left-89" …), whose code the bank keeps with the entry. Then `distance` is
+    #: between `content_value` and that code, and `threshold` is the bank's region threshold.
+    #: None for a match of whole hashes.
+    entry_code: str | None = None
 
     def sort_key(self) -> tuple[str, int, int, str]:
         """Deterministic order: bank, distance, entry id (then signal type)."""
         return (self.bank, self.distance, self.entry_id, self.signal_type)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-ready fields; ``entry_code`` only when a region took part."""
+        out: dict[str, Any] = {
             "bank": self.bank,
             "bank_kind": self.bank_kind,
             "entry_id": self.entry_id,
@@ -76,6 +85,9 @@ class Match:
             "external_id": self.external_id,
             "classification": self.classification,
         }
+        if self.entry_code is not None:
+            out["entry_code"] = self.entry_code
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +100,17 @@ class SuppressedMatch:
 
     def to_dict(self) -> dict[str, Any]:
         by = self.suppressed_by
-        return {
-            **self.match.to_dict(),
-            "suppressed_by": {
-                "bank": by.bank,
-                "entry_id": by.entry_id,
-                "signal_type": by.signal_type,
-                "distance": by.distance,
-                "threshold": by.threshold,
-                "variant": by.variant,
-            },
+        suppressed_by: dict[str, Any] = {
+            "bank": by.bank,
+            "entry_id": by.entry_id,
+            "signal_type": by.signal_type,
+            "distance": by.distance,
+            "threshold": by.threshold,
+            "variant": by.variant,
         }
+        if by.entry_code is not None:
+            suppressed_by["entry_code"] = by.entry_code
+        return {**self.match.to_dict(), "suppressed_by": suppressed_by}
 
 
 @dataclass(frozen=True, slots=True)

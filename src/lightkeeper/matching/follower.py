@@ -9,10 +9,12 @@ read and apply what came after it.
 
 What is indexed: one index per signal type, `HammingIndex` for Hamming signals (PDQ) and
 `ExactIndex` for exact ones (MD5, SHA-1, SHA-256, URL), holding the entries of enabled banks
-whose ``enabled`` flag is set, under their entry ids. An entry disabled only *until* some
-time stays indexed: it becomes active again when that time passes, with no change logged, so
-the matcher checks `Entry.is_active` on each candidate instead. The index only proposes
-candidates; the matcher reads each candidate's entry and bank before reporting anything.
+whose ``enabled`` flag is set, under their entry ids; and beside them the region codes of
+images banked with regions on (`RegionIndex`), which follow their entries' changes. An entry
+disabled only *until* some time stays indexed: it becomes active again when that time
+passes, with no change logged, so the matcher checks `Entry.is_active` on each candidate
+instead. The index only proposes candidates; the matcher reads each candidate's entry and
+bank before reporting anything.
 
 How changes apply. A change carries the entry's *current* state (see `Change`), and entry
 ids are never reused, so applying a change twice, or late, converges on the store's state:
@@ -72,6 +74,7 @@ from lightkeeper.banks import Bank, BankStore, Change
 from lightkeeper.errors import IndexFileError, LightkeeperError, NotFound
 from lightkeeper.index import ExactIndex, HammingIndex
 from lightkeeper.index.hamming import CODE_BITS, CODE_BYTES
+from lightkeeper.matching.region_index import RegionIndex
 from lightkeeper.matching.snapshot import Manifest, Snapshot, SnapshotDir
 from lightkeeper.signals import registry
 from lightkeeper.signals.exact import HexDigestSignal
@@ -243,6 +246,7 @@ class IndexFollower:
         self._indexed: set[int] = set()
         self._hamming: dict[str, HammingIndex] = {}
         self._exact: dict[str, ExactIndex] = {}
+        self._regions = RegionIndex()
         self._last_seq = 0
         self._store_seq = 0
         self._last_refresh_at: datetime | None = None
@@ -312,6 +316,17 @@ class IndexFollower:
             return [[] for _ in codes]
         queries = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, CODE_BYTES)
         return index.search(queries, radius)
+
+    def search_regions(
+        self, codes: Sequence[bytes], radius: int
+    ) -> list[list[tuple[int, str, int]]]:
+        """For each PDQ code, the (entry id, region name, distance) of the region codes of
+        banked images within `radius` (banks with regions on; see `RegionIndex`)."""
+        return self._regions.search(codes, radius)
+
+    def region_codes(self) -> int:
+        """How many region codes are indexed (for diagnostics and tests)."""
+        return len(self._regions)
 
     def lookup(self, signal_type: str, value: str) -> list[int]:
         """Ids of indexed entries holding exactly `value` (canonical)."""
@@ -425,6 +440,8 @@ class IndexFollower:
                 indexed_banks=frozenset(self._indexed),
                 hamming=self._hamming,
                 exact=self._exact,
+                regions={"pdq": self._regions.index},
+                region_banks=self._regions.banks,
             )
         self._snapshot_seq = manifest.last_seq
         _log.info("index snapshot written at seq %d to %s", manifest.last_seq, snapshots.path)
@@ -520,6 +537,7 @@ class IndexFollower:
         with self._lock:
             self._banks, self._indexed = banks, set(snapshot.manifest.indexed_banks)
             self._hamming, self._exact = snapshot.hamming, snapshot.exact
+            self._regions = RegionIndex(snapshot.regions.get("pdq"), snapshot.manifest.region_banks)
             self._last_seq = snapshot.manifest.last_seq
         self._snapshot_seq = snapshot.manifest.last_seq
         self._loaded_from = "snapshot"
@@ -542,6 +560,8 @@ class IndexFollower:
         for signal_type in snapshot.exact:
             if index_kind(signal_type) != "exact":
                 return f"{signal_type!r} is no longer matched exactly here"
+        if set(snapshot.regions) - {"pdq"}:
+            return "region codes of a signal type other than pdq"
         return None
 
     def _instance_id(self) -> str | None:
@@ -580,8 +600,10 @@ class IndexFollower:
         for signal_type, (exact_ids, keys) in bulk.exact.items():
             exact[signal_type] = exact_index = ExactIndex()
             exact_index.add(_id_array(exact_ids), keys)
+        regions = RegionIndex.load(self._store, banks)
         self._banks, self._indexed = banks, indexed
         self._hamming, self._exact = hamming, exact
+        self._regions = regions
         self._last_seq = seq
 
     def _apply(self, pending: _Pending, seq: int) -> None:
@@ -590,6 +612,7 @@ class IndexFollower:
         Bank changes first: the banks are reloaded as they are now, so each entry's last
         change is then judged against the banks' current state, as a fresh load would.
         """
+        regions_before = self._regions.banks
         if pending.banks_changed:
             self._sync_banks()
         removed: dict[str, array[int]] = {}
@@ -604,6 +627,7 @@ class IndexFollower:
         for signal_type, ids in removed.items():
             self._remove(signal_type, ids)
         self._insert(bulk)
+        self._regions.apply(self._store, pending.latest.values(), regions_before)
         self._last_seq = seq
 
     def _sync_banks(self) -> None:
@@ -632,6 +656,7 @@ class IndexFollower:
                     continue  # retried at its next change
                 self._insert(bulk)
                 indexed.add(bank_id)
+        self._regions.sync(self._store, banks)
         self._banks, self._indexed = banks, indexed
 
     def _gather(self, bank: Bank, *, only_enabled: bool) -> _Bulk:

@@ -19,6 +19,14 @@ against the follower's index, then a check of each candidate against its own ban
   call; a rotation only counts for banks that asked. The search radius is the largest
   threshold among the banks taking part; each candidate is then judged by *its* bank's
   threshold, so two banks with different thresholds see the same query differently.
+- **Regions** (crops and screenshots), for banks with ``regions`` on only: an upload is also
+  looked up with the PDQ of crop windows of itself and of the photos found inside it when it
+  is a screenshot (`region_codes.upload_codes`, from the one decode), against the region
+  codes those banks keep for images added to them (`region_index.RegionIndex`), and its
+  whole hash meets those codes too (a hash lookup as well). Only pairs that can line up
+  count (`lightkeeper.signals.regions.compatible`), each within its bank's
+  ``region_threshold``; a match names the entry, with the content's code in ``variant`` and
+  the entry's in ``entry_code``. Banks with regions off see exactly what they saw before.
 - **Quality**: a PDQ hash below a bank's quality floor is not matched against that bank (a
   flat or tiny picture's hash matches too much), and the result says ``low_quality``.
   Exact hashes still match: they identify the file, whatever it looks like.
@@ -43,15 +51,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from lightkeeper.banks import Bank, BankStore, Entry
 from lightkeeper.errors import InvalidSignal, LightkeeperError, MediaError
 from lightkeeper.hashing import bytes_signals, hash_bytes, read_file
 from lightkeeper.matching.evidence import AS_STORED, ORIGINAL, Match, MatchResult, SuppressedMatch
 from lightkeeper.matching.follower import IndexFollower, hamming_code, index_kind
+from lightkeeper.matching.region_codes import upload_codes
+from lightkeeper.matching.region_index import SIGNAL_TYPE as REGION_SIGNAL_TYPE
 from lightkeeper.media.decode import DEFAULT_LIMITS, MediaLimits
 from lightkeeper.signals import registry
 from lightkeeper.signals.base import DIHEDRAL_NAMES, ImageSignalType
+from lightkeeper.signals.regions import RegionCode, compatible, family_of
 
 #: Rank of each variant when one entry is reached by several: the displayed hash first.
 _VARIANT_RANK = {ORIGINAL: 0, AS_STORED: 1} | {
@@ -69,9 +81,13 @@ class _Hit:
     quality: int | None
     #: The content's hash (of this variant) that was looked up.
     value: str
+    #: The entry's code that was met when a region took part ("whole" or a window's name);
+    #: None for a pair of whole hashes.
+    entry_code: str | None = None
 
-    def rank(self) -> tuple[int, int]:
-        return (self.distance, _VARIANT_RANK.get(self.variant, len(_VARIANT_RANK)))
+    def rank(self) -> tuple[int, int, str, str]:
+        variant_rank = _VARIANT_RANK.get(self.variant, len(_VARIANT_RANK))
+        return (self.distance, variant_rank, self.variant, self.entry_code or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,8 @@ class _Query:
     value: str
     code: bytes
     quality: int | None
+    #: Which index: the entries' own hashes, or the region codes of banked images.
+    index: Literal["entries", "regions"] = "entries"
 
 
 class _Banks:
@@ -93,8 +111,11 @@ class _Banks:
     def __init__(self, banks: Mapping[int, Bank]) -> None:
         self.by_id = dict(banks)
         self.enabled = [bank for bank in self.by_id.values() if bank.enabled]
+        #: Enabled banks with regions on.
+        self.regions = [bank for bank in self.enabled if bank.regions]
         self._floors: dict[str, int] = {}
         self._taking_part: dict[tuple[str, int | None], tuple[int, bool] | None] = {}
+        self._region_radius: dict[int | None, int | None] = {}
 
     def highest_floor(self, signal_type: str) -> int:
         """The highest quality floor for `signal_type` among the enabled banks."""
@@ -119,6 +140,19 @@ class _Banks:
                 else None
             )
         return self._taking_part[key]
+
+    def region_radius(self, quality: int | None) -> int | None:
+        """How far to search when a region code takes part, for a PDQ code of this quality:
+        the widest region threshold among the banks with regions on that accept it; None
+        when none does."""
+        if quality not in self._region_radius:
+            thresholds = [
+                b.region_threshold
+                for b in self.regions
+                if quality is None or quality >= _floor(b, REGION_SIGNAL_TYPE)
+            ]
+            self._region_radius[quality] = max(thresholds) if thresholds else None
+        return self._region_radius[quality]
 
 
 @dataclass(slots=True)
@@ -165,6 +199,13 @@ class Matcher:
         """Apply the store's changes since the last call; returns how many were read."""
         return self._follower.refresh()
 
+    @property
+    def uses_regions(self) -> bool:
+        """Whether an enabled bank has regions on: an upload is then also looked up with its
+        region codes (`lightkeeper.matching.region_codes.upload_codes`), which callers that
+        hash uploads themselves pass to `match_hashes`."""
+        return any(b.enabled and b.regions for b in self._follower.banks.values())
+
     # ------------------------------------------------------------------ entry points
 
     def match_file(self, path: str | os.PathLike[str]) -> MatchResult:
@@ -185,22 +226,30 @@ class Matcher:
         if self._refresh_on_call:
             self.refresh()
         dihedral = any(b.enabled and b.match_dihedral for b in self._follower.banks.values())
+        regions: list[RegionCode] = []
         try:
-            signals = hash_bytes(data, dihedral=dihedral, limits=self._limits)
+            if self.uses_regions:
+                signals, regions = upload_codes(data, dihedral=dihedral, limits=self._limits)
+            else:
+                signals = hash_bytes(data, dihedral=dihedral, limits=self._limits)
         except MediaError as exc:
             result = self._match(dict(bytes_signals(data)))
             return replace(result, error=str(exc), error_type=exc.code)
-        return self._match(signals)
+        return self._match(signals, regions)
 
-    def match_hashes(self, hashes: Mapping[str, object]) -> MatchResult:
+    def match_hashes(
+        self, hashes: Mapping[str, object], *, regions: Sequence[RegionCode] = ()
+    ) -> MatchResult:
         """Match signals computed elsewhere, given as `lightkeeper.hashing.hash_bytes` gives
         them: ``{"pdq": …, "pdq_quality": …, "pdq_as_stored": …, "pdq_dihedral": {name:
         value}, "md5": …, …}``. Keys that name no signal type are ignored; a malformed value
         raises `InvalidSignal`. Without ``pdq_quality`` the PDQ hash is taken as good enough.
+        `regions` are the content's region codes (`region_codes.upload_codes`), matched
+        against the banks with regions on.
         """
         if self._refresh_on_call:
             self.refresh()
-        return self._match(hashes)
+        return self._match(hashes, regions)
 
     def match_many(self, items: Sequence[Mapping[str, object]]) -> list[MatchResult]:
         """`match_hashes` for many contents at once, with one index query per signal type
@@ -223,14 +272,20 @@ class Matcher:
 
     # ------------------------------------------------------------------ matching
 
-    def _match(self, hashes: Mapping[str, object]) -> MatchResult:
-        plan = self._plan(hashes, _Banks(self._follower.banks))
+    def _match(
+        self, hashes: Mapping[str, object], regions: Sequence[RegionCode] = ()
+    ) -> MatchResult:
+        plan = self._plan(hashes, _Banks(self._follower.banks), regions)
         self._search_all([plan])
         return self._finish(plan, self._entries([plan]))
 
-    def _plan(self, hashes: Mapping[str, object], banks: _Banks) -> _Plan:
+    def _plan(
+        self, hashes: Mapping[str, object], banks: _Banks, regions: Sequence[RegionCode] = ()
+    ) -> _Plan:
         """The content's signals, exact hits, and the Hamming queries still to run."""
         plan = _Plan(banks=banks, sha256=hashes.get("sha256"))
+        if banks.regions:
+            _region_queries(plan, regions)
         for name in registry.all_signal_types():
             value = hashes.get(name)
             if value is None:
@@ -274,22 +329,42 @@ class Matcher:
             for variant, other in dihedral.items():
                 if variant != ORIGINAL and variant in _VARIANT_RANK:
                     variants.append((variant, _canonical(name, other)))
+        region_radius = plan.banks.region_radius(quality) if name == REGION_SIGNAL_TYPE else None
         for variant, content_value in variants:
-            plan.queries.append(
-                _Query(name, radius, variant, content_value, hamming_code(content_value), quality)
-            )
+            code = hamming_code(content_value)
+            plan.queries.append(_Query(name, radius, variant, content_value, code, quality))
+            if region_radius is not None:  # the whole content meets every region code too
+                plan.queries.append(
+                    _Query(name, region_radius, variant, content_value, code, quality, "regions")
+                )
 
     def _search_all(self, plans: list[_Plan]) -> None:
-        """Run every plan's Hamming queries, one index call per (signal type, radius)."""
-        groups: dict[tuple[str, int], list[tuple[_Plan, _Query]]] = {}
+        """Run every plan's Hamming queries, one index call per (signal type, radius,
+        index)."""
+        groups: dict[tuple[str, int, str], list[tuple[_Plan, _Query]]] = {}
         for plan in plans:
             for query in plan.queries:
-                groups.setdefault((query.signal_type, query.radius), []).append((plan, query))
-        for (name, radius), members in groups.items():
-            found = self._follower.search(name, [q.code for _, q in members], radius)
+                key = (query.signal_type, query.radius, query.index)
+                groups.setdefault(key, []).append((plan, query))
+        for (name, radius, index), members in groups.items():
+            codes = [q.code for _, q in members]
+            if index == "regions":
+                found_regions = self._follower.search_regions(codes, radius)
+                for (plan, query), region_hits in zip(members, found_regions, strict=True):
+                    for entry_id, region, distance in region_hits:
+                        hit = _Hit(
+                            name, distance, query.variant, query.quality, query.value, region
+                        )
+                        plan.hits.setdefault(entry_id, []).append(hit)
+                continue
+            found = self._follower.search(name, codes, radius)
             for (plan, query), hits in zip(members, found, strict=True):
+                # A region of the content meets the entry's own hash: say so.
+                entry_code = "whole" if family_of(query.variant) is not None else None
                 for entry_id, distance in hits:
-                    hit = _Hit(name, distance, query.variant, query.quality, query.value)
+                    hit = _Hit(
+                        name, distance, query.variant, query.quality, query.value, entry_code
+                    )
                     plan.hits.setdefault(entry_id, []).append(hit)
 
     def _finish(self, plan: _Plan, entries: Mapping[int, Entry]) -> MatchResult:
@@ -367,20 +442,58 @@ def _apply_allow(
 
 
 def _best(entry: Entry, bank: Bank, candidates: list[_Hit]) -> _Hit | None:
-    """The closest of the content's variants that this bank accepts, if any."""
+    """The closest of the content's variants that this bank accepts, if any.
+
+    A pair of whole hashes is judged by the bank's threshold for the signal type. A pair in
+    which a region takes part counts only for a bank with regions on, only when the two codes
+    can line up at all (`compatible`: a crop window of the content meets windows of the same
+    family only), and within the bank's region threshold. A whole-hash match, when there is
+    one, is preferred to any region match: it is the stronger evidence.
+    """
     threshold = bank.threshold(entry.signal_type)
-    accepted = [
-        hit
-        for hit in candidates
-        if hit.signal_type == entry.signal_type
-        and hit.distance <= threshold
-        and (hit.variant in (ORIGINAL, AS_STORED) or bank.match_dihedral)
-        and (hit.quality is None or hit.quality >= _floor(bank, hit.signal_type))
-    ]
-    return min(accepted, key=_Hit.rank, default=None)
+    floor = _floor(bank, entry.signal_type)
+    whole: list[_Hit] = []
+    regions: list[_Hit] = []
+    for hit in candidates:
+        if hit.signal_type != entry.signal_type:
+            continue
+        if hit.quality is not None and hit.quality < floor:
+            continue
+        turned = family_of(hit.variant) is None and hit.variant not in (ORIGINAL, AS_STORED)
+        if turned and not bank.match_dihedral:
+            continue
+        if hit.entry_code is None:
+            if hit.distance <= threshold:
+                whole.append(hit)
+        elif (
+            bank.regions
+            and hit.distance <= bank.region_threshold
+            and compatible(hit.entry_code, hit.variant)
+        ):
+            regions.append(hit)
+    return min(whole or regions, key=_Hit.rank, default=None)
+
+
+def _region_queries(plan: _Plan, regions: Sequence[RegionCode]) -> None:
+    """The queries of a content's region codes: every one against the region codes of the
+    banks with regions on; a photo found inside the content (a content region) against the
+    entries' own hashes too. A crop window of the content can only meet windows of the bank
+    (`compatible`), so it is never searched among the entries' hashes."""
+    for region in regions:
+        radius = plan.banks.region_radius(region.quality)
+        if radius is None:
+            continue  # under every region bank's quality floor
+        value, code = region.value, region.code
+        args = (REGION_SIGNAL_TYPE, radius, region.name, value, code, region.quality)
+        plan.queries.append(_Query(*args, "regions"))
+        if family_of(region.name) == "content":
+            plan.queries.append(_Query(*args, "entries"))
 
 
 def _evidence(entry: Entry, bank: Bank, hit: _Hit) -> Match:
+    threshold = (
+        bank.threshold(entry.signal_type) if hit.entry_code is None else bank.region_threshold
+    )
     return Match(
         bank=bank.name,
         bank_kind=bank.kind,
@@ -389,13 +502,14 @@ def _evidence(entry: Entry, bank: Bank, hit: _Hit) -> Match:
         value=entry.value,
         content_value=hit.value,
         distance=hit.distance,
-        threshold=bank.threshold(entry.signal_type),
+        threshold=threshold,
         quality=hit.quality,
         variant=hit.variant,
         list_name=entry.list_name,
         list_version=entry.list_version,
         external_id=entry.external_id,
         classification=entry.classification,
+        entry_code=hit.entry_code,
     )
 
 

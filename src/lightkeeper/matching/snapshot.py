@@ -10,7 +10,7 @@ database they came from.
 Layout of a snapshot directory:
 
     manifest.json          the current snapshot (JSON, its own SHA-256 inside); replaced whole
-    gen-<seq>-<random>/    one generation: an index file per signal type
+    gen-<seq>-<random>/    one generation: an index file per signal type (and one of region codes)
     lock                   held (``fcntl.flock``) by the one process writing a snapshot
 
 Writing is crash-safe: a generation is written into a directory of its own, flushed to disk
@@ -49,7 +49,7 @@ import secrets
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -61,7 +61,7 @@ from lightkeeper.index import ExactIndex, HammingIndex
 FORMAT: Final = "lightkeeper-index-snapshot"
 #: Version of the snapshot layout (manifest fields, file naming). Bump on any change: older
 #: or newer snapshots are then rebuilt from the store, never misread.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: region codes (their index and the banks they come from)
 MANIFEST: Final = "manifest.json"
 LOCK: Final = "lock"
 _GENERATION_PREFIX: Final = "gen-"
@@ -70,7 +70,8 @@ _MAX_MANIFEST_BYTES: Final = 1 << 20
 #: Times a reader retries when writers keep replacing the snapshot under it.
 _READ_ATTEMPTS: Final = 3
 
-IndexKind = Literal["hamming", "exact"]
+#: "regions": the region codes of banked images (`lightkeeper.matching.region_index`).
+IndexKind = Literal["hamming", "exact", "regions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,8 @@ class Manifest:
     #: Name of the generation directory holding the files.
     generation: str
     indexes: tuple[IndexFile, ...]
+    #: Ids of the banks whose region codes the region index holds (enabled, regions on).
+    region_banks: frozenset[int] = frozenset()
 
     def to_json(self) -> bytes:
         body = self._body()
@@ -116,6 +119,7 @@ class Manifest:
             "instance_id": self.instance_id,
             "anchor": self.anchor,
             "indexed_banks": sorted(self.indexed_banks),
+            "region_banks": sorted(self.region_banks),
             "created_at": self.created_at.isoformat(),
             "generation": self.generation,
             "indexes": [
@@ -150,6 +154,7 @@ class Manifest:
                 created_at=datetime.fromisoformat(_str(body["created_at"])),
                 generation=_file_name(body["generation"]),
                 indexes=tuple(_index_file(i) for i in body["indexes"]),
+                region_banks=frozenset(_int(b) for b in body["region_banks"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFileError(f"{where}: corrupt snapshot manifest ({exc})") from exc
@@ -165,6 +170,8 @@ class Snapshot:
     manifest: Manifest
     hamming: dict[str, HammingIndex]
     exact: dict[str, ExactIndex]
+    #: Region codes of banked images, by signal type (PDQ only).
+    regions: dict[str, HammingIndex] = field(default_factory=dict)
 
 
 class SnapshotDir:
@@ -224,12 +231,15 @@ class SnapshotDir:
         folder = self._path / manifest.generation
         hamming: dict[str, HammingIndex] = {}
         exact: dict[str, ExactIndex] = {}
+        regions: dict[str, HammingIndex] = {}
         for item in manifest.indexes:
             path = folder / item.file
             index: HammingIndex | ExactIndex
             try:
                 if item.kind == "hamming":
                     index = hamming[item.signal_type] = HammingIndex.load(path, mmap=self._mapped)
+                elif item.kind == "regions":
+                    index = regions[item.signal_type] = HammingIndex.load(path, mmap=self._mapped)
                 else:
                     index = exact[item.signal_type] = ExactIndex.load(path)
             except OSError as exc:  # a mapped file that vanished after it was opened
@@ -238,9 +248,9 @@ class SnapshotDir:
                 raise IndexFileError(
                     f"{path}: holds {len(index)} entries; the snapshot manifest says {item.entries}"
                 )
-        if len(hamming) + len(exact) != len(manifest.indexes):
+        if len(hamming) + len(exact) + len(regions) != len(manifest.indexes):
             raise IndexFileError(f"{self._path / MANIFEST}: a signal type is listed twice")
-        return Snapshot(manifest, hamming, exact)
+        return Snapshot(manifest, hamming, exact, regions)
 
     # ------------------------------------------------------------------ writing
 
@@ -270,6 +280,8 @@ class SnapshotDir:
         indexed_banks: frozenset[int],
         hamming: Mapping[str, HammingIndex],
         exact: Mapping[str, ExactIndex],
+        regions: Mapping[str, HammingIndex] | None = None,
+        region_banks: frozenset[int] = frozenset(),
     ) -> Manifest:
         """Write a new generation and make it current; the caller holds `lock`, and keeps the
         indexes from changing until this returns. Older generations are removed."""
@@ -282,6 +294,7 @@ class SnapshotDir:
             kinds: list[tuple[IndexKind, Mapping[str, HammingIndex | ExactIndex]]] = [
                 ("hamming", hamming),
                 ("exact", exact),
+                ("regions", regions or {}),
             ]
             for kind, indexes in kinds:
                 for signal_type, index in sorted(indexes.items()):
@@ -300,6 +313,7 @@ class SnapshotDir:
                 created_at=datetime.now(UTC),
                 generation=generation,
                 indexes=tuple(files),
+                region_banks=region_banks,
             )
             tmp = self._path / (MANIFEST + ".tmp")
             with tmp.open("wb") as f:
@@ -364,11 +378,11 @@ def _index_file(value: object) -> IndexFile:
     if not isinstance(value, dict) or set(value) != {"signal_type", "kind", "file", "entries"}:
         raise ValueError(f"not an index entry: {value!r}")
     kind = value["kind"]
-    if kind not in ("hamming", "exact"):
+    if kind not in ("hamming", "exact", "regions"):
         raise ValueError(f"unknown index kind {kind!r}")
     return IndexFile(
         signal_type=_str(value["signal_type"]),
-        kind="hamming" if kind == "hamming" else "exact",
+        kind="hamming" if kind == "hamming" else "regions" if kind == "regions" else "exact",
         file=_file_name(value["file"]),
         entries=_int(value["entries"]),
     )

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lightkeeper.banks import Bank, ImportRun, WriteReport
-from lightkeeper.banks.records import Entry
+from lightkeeper.banks.records import DEFAULT_REGION_THRESHOLD, Entry
 from lightkeeper.matching.evidence import Match, MatchResult, SuppressedMatch
 from lightkeeper.service.settings import MAX_BATCH
 
@@ -53,11 +53,23 @@ class Evidence(BaseModel):
     distance: int
     threshold: int
     quality: int | None
-    variant: str
+    variant: str = Field(
+        description="The content's hash that matched: original, as_stored, a rotation or "
+        "flip (rotate90, flipx …) or, for a bank with regions on, a region of the content: "
+        "a crop window (region:right-97 …) or a photo found inside it (region:content …)"
+    )
     list_name: str | None
     list_version: str | None
     external_id: str | None
     classification: str | None
+    entry_code: str | None = Field(
+        None,
+        exclude_if=lambda code: code is None,
+        description="Only when a region took part: the entry's code that matched, 'whole' "
+        "(its own hash) or a crop window of the banked image (region:left-89 …); distance "
+        "and threshold (the bank's region_threshold) are then those of that pair. The code "
+        "itself is never shown",
+    )
 
     @classmethod
     def of(cls, match: Match, reveal: bool) -> Evidence:
@@ -149,6 +161,17 @@ class BankIn(BaseModel):
     match_dihedral: bool = False
     pdq_quality_floor: int = Field(50, ge=0, le=100)
     enabled: bool = True
+    regions: bool = Field(
+        False,
+        description="Region matching (crops and screenshots): keep the PDQ of crop windows "
+        "of each image added from a file, and look uploads up with regions of themselves",
+    )
+    region_threshold: int = Field(
+        DEFAULT_REGION_THRESHOLD,
+        ge=0,
+        le=256,
+        description="Largest distance that matches when a region code takes part",
+    )
 
 
 class BankPatch(BaseModel):
@@ -163,6 +186,8 @@ class BankPatch(BaseModel):
     match_dihedral: bool | None = None
     pdq_quality_floor: int | None = Field(None, ge=0, le=100)
     enabled: bool | None = None
+    regions: bool | None = Field(None, description="Region matching on or off")
+    region_threshold: int | None = Field(None, ge=0, le=256)
 
 
 class BankOut(BaseModel):
@@ -173,6 +198,8 @@ class BankOut(BaseModel):
     enabled: bool
     match_dihedral: bool
     pdq_quality_floor: int
+    regions: bool = Field(description="Region matching (crops and screenshots) is on")
+    region_threshold: int
     thresholds: dict[str, int]
     created_at: datetime
     updated_at: datetime
@@ -188,6 +215,8 @@ class BankOut(BaseModel):
             enabled=bank.enabled,
             match_dihedral=bank.match_dihedral,
             pdq_quality_floor=bank.pdq_quality_floor,
+            regions=bank.regions,
+            region_threshold=bank.region_threshold,
             thresholds=dict(bank.thresholds),
             created_at=bank.created_at,
             updated_at=bank.updated_at,
@@ -248,10 +277,17 @@ class EntryOut(BaseModel):
     enabled: bool
     disabled_until: datetime | None
     note: str | None
+    region_codes: int = Field(
+        0,
+        description="How many region codes (crop windows of the banked image) the entry "
+        "holds; the codes themselves are never shown",
+    )
 
     @classmethod
-    def of(cls, entry: Entry) -> EntryOut:
-        return cls.model_validate(entry, from_attributes=True)
+    def of(cls, entry: Entry, region_codes: int = 0) -> EntryOut:
+        out = cls.model_validate(entry, from_attributes=True)
+        out.region_codes = region_codes
+        return out
 
 
 class EntryRef(BaseModel):

@@ -86,6 +86,8 @@ def create_bank(request: Request, body: BankIn) -> BankOut:
             match_dihedral=body.match_dihedral,
             pdq_quality_floor=body.pdq_quality_floor,
             enabled=body.enabled,
+            regions=body.regions,
+            region_threshold=body.region_threshold,
         )
     return BankOut.of(bank, 0)
 
@@ -112,6 +114,8 @@ def update_bank(request: Request, body: BankPatch, name: str = BankName) -> Bank
             match_dihedral=body.match_dihedral,
             pdq_quality_floor=body.pdq_quality_floor,
             enabled=body.enabled,
+            regions=body.regions,
+            region_threshold=body.region_threshold,
         )
     return BankOut.of(bank)
 
@@ -140,8 +144,9 @@ def list_entries(
 ) -> EntryPage:
     store = _store(request)
     entries = list(islice(store.iter_entries(name, after_id=after_id, page_size=limit), limit))
+    regions = store.count_regions(e.id for e in entries if e.signal_type == "pdq")
     return EntryPage(
-        entries=[EntryOut.of(e) for e in entries],
+        entries=[EntryOut.of(e, regions.get(e.id, 0)) for e in entries],
         next_after_id=entries[-1].id if len(entries) == limit else None,
     )
 
@@ -172,7 +177,8 @@ def add_entries(request: Request, body: EntriesIn, name: str = BankName) -> Writ
     "/banks/{name}/entries/{entry_id}", openapi_extra=needs("bank:read"), summary="Show an entry"
 )
 def show_entry(request: Request, name: str = BankName, entry_id: int = EntryId) -> EntryOut:
-    return EntryOut.of(_entry_in(request, name, entry_id))
+    entry = _entry_in(request, name, entry_id)
+    return EntryOut.of(entry, _store(request).count_regions([entry.id])[entry.id])
 
 
 @router.patch(

@@ -75,6 +75,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lightkeeper.banks import Bank, BankStore, Entry
 from lightkeeper.banks.audit import acting_as
+from lightkeeper.banks.records import EntryRegion
 from lightkeeper.errors import (
     BadUpload,
     Conflict,
@@ -86,11 +87,13 @@ from lightkeeper.errors import (
 from lightkeeper.hashing import bytes_signals, hash_bytes
 from lightkeeper.matching import Matcher
 from lightkeeper.matching.evidence import Match, MatchResult
+from lightkeeper.matching.region_codes import banked_image, upload_codes
 from lightkeeper.media.decode import MediaLimits
 from lightkeeper.service.access import PUBLIC, calling_key, needs
 from lightkeeper.service.metrics import MATCHES
 from lightkeeper.service.uploads import is_multipart, parse_multipart, read_body
 from lightkeeper.signals import registry
+from lightkeeper.signals.regions import RegionCode
 
 # ----------------------------------------------------------------------------- responses
 
@@ -365,9 +368,15 @@ def _external_id(metadata: object) -> str | None:
 
 
 def _add(
-    request: Request, bank: Bank, signals: dict[str, str], external_id: str | None, note: str | None
+    request: Request,
+    bank: Bank,
+    signals: dict[str, str],
+    external_id: str | None,
+    note: str | None,
+    regions: list[EntryRegion] | None = None,
 ) -> dict[str, Any]:
-    """Bank one content of one signal; answers HMA's ``{"id", "signals"}``."""
+    """Bank one content of one signal (with the region codes of its image, for a bank with
+    regions on); answers HMA's ``{"id", "signals"}``."""
     if not signals:
         raise ServiceError("No signals given")
     if len(signals) > 1:
@@ -384,7 +393,7 @@ def _add(
         raise ServiceError(f"Invalid {name} signal: {exc}") from None
     with acting_as(calling_key(request).actor):
         entry, _ = _store(request).add_entry(
-            bank.name, ours, canonical, external_id=external_id, note=note
+            bank.name, ours, canonical, external_id=external_id, note=note, regions=regions
         )
     return {"id": entry.id, "signals": {name: canonical}}
 
@@ -452,6 +461,25 @@ def _signals_of(
     if content_type == "photo":
         return hash_bytes(data, dihedral=dihedral, limits=limits)
     return dict(bytes_signals(data))
+
+
+def _upload_codes(
+    content_type: str, data: bytes, limits: MediaLimits, dihedral: bool
+) -> tuple[dict[str, object], list[RegionCode]]:
+    """`_signals_of`, with a photo's region codes (for banks with regions on)."""
+    if content_type == "photo":
+        return upload_codes(data, dihedral=dihedral, limits=limits)
+    return _signals_of(content_type, data, limits, dihedral), []
+
+
+def _banked_image(
+    content_type: str, data: bytes, limits: MediaLimits, bank: Bank
+) -> tuple[dict[str, object], list[EntryRegion] | None]:
+    """`_signals_of` for a content to bank, with the region codes of a photo when the bank
+    keeps them (None otherwise: nothing to replace)."""
+    if content_type == "photo" and bank.regions:
+        return banked_image(data, quality_floor=bank.pdq_quality_floor, limits=limits)
+    return _signals_of(content_type, data, limits), None
 
 
 def _runtime(request: Request) -> Any:
@@ -612,12 +640,18 @@ async def hma_lookup_upload(
     matcher = _matcher(request)
     dihedral = any(b.enabled and b.match_dihedral for b in matcher.follower.banks.values())
     limits = _runtime(request).settings.media_limits
-    signals = await run_in_threadpool(_signals_of, content_type, data, limits, dihedral)
     used = {_FROM_HMA.get(name, name) for name in selected}
+    regions: list[RegionCode] = []
+    if matcher.uses_regions and "pdq" in used:  # and crops and screenshots of listed photos
+        signals, regions = await run_in_threadpool(
+            _upload_codes, content_type, data, limits, dihedral
+        )
+    else:
+        signals = await run_in_threadpool(_signals_of, content_type, data, limits, dihedral)
     if types is None:  # the exact file hashes too: a listed file is found whatever its type
         used |= {st.name for st in registry.bytes_signal_types()}
     query = {key: value for key, value in signals.items() if _belongs(key, used)}
-    result = await run_in_threadpool(matcher.match_hashes, query)
+    result = await run_in_threadpool(matcher.match_hashes, query, regions=regions)
     out: dict[str, Any] = {name: {} for name in selected}
     for name, found in _by_signal_type(result.matches, _banks(banks)).items():
         out[name] = found
@@ -841,10 +875,10 @@ async def hma_add_content(
     external_id = _external_id(metadata)
     note = _text("note", fields.get("note"), MAX_NOTE)
     limits = _runtime(request).settings.media_limits
-    signals = await run_in_threadpool(_signals_of, content_type, data, limits)
+    signals, regions = await run_in_threadpool(_banked_image, content_type, data, limits, bank)
     name = CONTENT_TYPES[content_type][0]
     value = str(signals[_FROM_HMA.get(name, name)])
-    added = await run_in_threadpool(_add, request, bank, {name: value}, external_id, note)
+    added = await run_in_threadpool(_add, request, bank, {name: value}, external_id, note, regions)
     return _ok(added)
 
 
