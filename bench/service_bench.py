@@ -759,8 +759,10 @@ def markdown(payload: dict[str, Any]) -> str:
         "bank entries, 0-8 bits away (they match; checked before each load). Uploads: 20 "
         "~1 MP baseline JPEGs, quality 90, none in the bank. The bank of N random PDQ hashes "
         "was seeded by bulk SQL (sqlite3 executemany into `entries`, one transaction), not "
-        "through the import path (`bench/import_bench.py` measures that); the workers "
-        "memory-map the index snapshot built beforehand. The machine is shared with other "
+        "through the import path (`bench/import_bench.py` measures that); each worker "
+        "reads the index snapshot built beforehand into memory of its own, in huge pages "
+        "where the kernel offers them (runs dated before 2026-11-22 19:00 UTC memory-mapped "
+        "it instead, shared between the workers). The machine is shared with other "
         "work: see the CPU column below for how much of it each run had.",
         "",
         "Best throughput per workload within its p99 target (DESIGN §6), or, where no run "
@@ -820,10 +822,10 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += [
         "",
         "Set-up times were taken once, on a shared machine. Workers ready: from starting "
-        "`lightkeeper serve` to /readyz answering with both workers up (each memory-maps the "
+        "`lightkeeper serve` to /readyz answering with both workers up (each loads the "
         "snapshot). Memory of the two workers after the load (/proc/PID/smaps_rollup): PSS "
-        "counts the snapshot pages they share once; the rest is each worker's own Python, "
-        "libraries and buffers.",
+        "counts pages they share once (a mapped snapshot's, in the older runs); the rest is "
+        "each worker's own index, Python, libraries and buffers.",
     ]
     skipped = {f"{run['size']:,}: {v}" for run in payload["runs"] for v in run["skipped"].values()}
     if skipped:
