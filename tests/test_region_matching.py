@@ -329,11 +329,20 @@ def test_a_snapshot_holds_the_region_codes(tmp_path: Path, images: Images) -> No
         assert third.match_bytes(images.crop).matches == ()
 
 
-def test_upload_codes_come_from_one_decode_with_the_exact_whole_hash(images: Images) -> None:
+def test_upload_codes_come_with_the_very_signals_every_other_bank_sees(images: Images) -> None:
     signals, codes = upload_codes(images.screen)
-    assert signals["pdq"] == hash_bytes(images.screen)["pdq"]  # 720 x 1280: no reduction
+    assert signals == hash_bytes(images.screen)
     names = [code.name for code in codes]
     assert "region:content" in names and any(n.startswith("region:right-") for n in names)
+    # A large, detailed JPEG, which the fast path hashes from a reduced plane (6 bits from
+    # the full-resolution hash here): switching regions on for one bank must not move the
+    # whole-image hash the other banks are matched with.
+    blocks = np.random.default_rng(3).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    big = Image.fromarray(blocks).resize((3000, 2000), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=90)
+    signals, codes = upload_codes(out.getvalue())
+    assert signals == hash_bytes(out.getvalue()) and codes
 
 
 # ------------------------------------------------------------------------------- service

@@ -45,8 +45,8 @@ def hash_bytes(
 
 
 def hash_decoded(image: DecodedImage, data: bytes, *, dihedral: bool = False) -> dict[str, object]:
-    """`hash_bytes` of `data` already decoded as `image`: for callers that need the pixels
-    too (region codes), so that an upload is decoded once."""
+    """`hash_bytes` of `data` already decoded as `image` (by `decode_image`, whose fast path
+    the hashes of every bank are computed from)."""
     result: dict[str, object] = {}
     variants: dict[str, object] = {}
     as_stored: dict[str, object] = {}

@@ -7,14 +7,14 @@
   signals and the PDQ of its own crop windows (`query_windows`, 21) and of the photos found
   inside it when it is a screenshot (`content_regions`, up to 4).
 
-Both decode the image once, at full resolution: regions need colour pixels, which the fast
-path of `decode_image` (a reduced luma plane for large images) does not keep. The
-whole-image PDQ then comes from those pixels too, exactly as the reference hasher computes
-it, rather than from the reduced plane (within a few bits of each other; see
-`lightkeeper.media.decode`). Images over `REGION_MAX_PIXELS` are not decoded at full
-resolution (their RGB alone would take hundreds of megabytes per request): they get their
-signals as usual and no region codes. Their size is read from the header, before any pixel
-is decoded, so they are still decoded only once.
+The signals (the whole image's PDQ, the exact hashes) come from `hash_bytes`, exactly as
+when no bank has regions on: switching regions on for one bank must not change the hash any
+other bank is matched with, not even by the few bits between the fast path's reduced plane
+and full-resolution pixels (`lightkeeper.media.decode`). Regions need colour pixels at full
+resolution, which that fast path does not keep, so the image is decoded a second time for
+them (about 10 ms for a 1 MP JPEG, beside 20-60 ms for the windows' hashes). Images over
+`REGION_MAX_PIXELS` get no region codes (their RGB alone would take hundreds of megabytes per
+request); their size is read from the header, before any pixel is decoded.
 
 Upload codes are computed whatever their quality (`RegionCode.quality`): the matcher judges
 each against the quality floor of the bank it meets. Banked codes under the bank's floor are
@@ -28,7 +28,7 @@ from typing import Final
 
 from lightkeeper.banks.records import EntryRegion
 from lightkeeper.errors import MediaTooLarge
-from lightkeeper.hashing import hash_bytes, hash_decoded
+from lightkeeper.hashing import hash_bytes
 from lightkeeper.media.decode import DEFAULT_LIMITS, DecodedImage, MediaLimits, decode_image
 from lightkeeper.signals.regions import RegionCode, RegionHasher
 
@@ -43,10 +43,10 @@ def upload_codes(
 ) -> tuple[dict[str, object], list[RegionCode]]:
     """An upload's signals (`hash_bytes`'s dict) and its region codes: crop windows first,
     then content regions. Raises `MediaError` as `hash_bytes` does."""
+    signals = hash_bytes(data, dihedral=dihedral, limits=limits)
     image = _full_resolution(data, limits)
     if image is None or image.rgb is None:
-        return hash_bytes(data, dihedral=dihedral, limits=limits), []
-    signals = hash_decoded(image, data, dihedral=dihedral)
+        return signals, []
     return signals, RegionHasher(quality_floor=0).query(image.rgb)
 
 
@@ -56,10 +56,10 @@ def banked_image(
     """An image's signals (`hash_bytes`'s dict) and the region codes a bank with regions on
     keeps for it: its crop windows of at least `quality_floor` (the bank's PDQ floor).
     Raises `MediaError` as `hash_bytes` does."""
+    signals = hash_bytes(data, limits=limits)
     image = _full_resolution(data, limits)
     if image is None or image.rgb is None:
-        return hash_bytes(data, limits=limits), []
-    signals = hash_decoded(image, data)
+        return signals, []
     codes = RegionHasher(quality_floor=quality_floor).reference(image.rgb)
     return signals, [EntryRegion(code.name, code.value, code.quality) for code in codes]
 
