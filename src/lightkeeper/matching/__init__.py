@@ -12,7 +12,7 @@
 - `IndexFollower` (`follower.py`): the in-memory indexes, loaded from a snapshot and kept
   current from the change log (`FollowerStatus` says how current).
 - Region matching, for banks with regions on (docs/matching.md): `region_codes.py` (the
-  region codes of a banked image and of an upload, from one decode) and `region_index.py`
+  region codes of a banked image and of an upload) and `region_index.py`
   (the banked codes in memory, following their entries' changes).
 """
 

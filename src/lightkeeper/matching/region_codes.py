@@ -1,4 +1,4 @@
-"""Region codes at both ends of matching, from one decode of the image.
+"""Region codes at both ends of matching.
 
 - `banked_image`: what a bank with regions on keeps for an image a curator adds: its
   signals (as `lightkeeper.hashing.hash_bytes` names them) and the PDQ of its 14 crop
