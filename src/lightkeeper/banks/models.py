@@ -447,3 +447,82 @@ class WebhookAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     #: What went wrong (connection refused, timeout …); None for a 2xx answer.
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+# ---------------------------------------------------------------- policies and cases (issue 6)
+#
+# - ``policy_versions``: every policy ever set, numbered 1, 2, 3 …, with when, by whom and
+#   why; the one with the highest number is in force, and the one in force at any past time
+#   is the last set before it (regulators ask). None stored: the built-in default applies.
+# - ``cases``: one per content (SHA-256) that a policy acted on: its status (open, then
+#   decided, reported or closed by a review), the most urgent review priority seen (None:
+#   no match of it called for review, so it is not in the review queue), the union of the
+#   actions taken, counts and first/last seen. Unique on the SHA-256, so two processes
+#   recording the same content at once make one case.
+# - ``case_matches``: one recorded match per acted-on upload: the request id it came under
+#   (unique: a retried request is recognised, never recorded twice), the uploader
+#   reference the platform passed, the acting matches' evidence (JSON), the policy version
+#   in force, the decision, and the vault object holding the upload if it was quarantined.
+
+CASE_STATUSES = ("open", "decided", "reported", "closed")
+
+
+class PolicyVersionRow(Base):
+    __tablename__ = "policy_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    #: The policy as canonical JSON (sorted keys): what `Policy.from_dict` reads back.
+    document: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'decided', 'reported', 'closed')", name="status"),
+        CheckConstraint("priority IS NULL OR priority BETWEEN 1 AND 9", name="priority"),
+        # The review queue: open cases, most urgent first, oldest first.
+        Index("ix_cases_status_priority_first_seen_at", "status", "priority", "first_seen_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    priority: Mapped[int | None] = mapped_column(Integer)
+    #: Space-separated union of the actions taken on its matches, in `ACTIONS` order.
+    actions: Mapped[str] = mapped_column(String(64))
+    #: Recorded matches (acted-on uploads) of this content.
+    match_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CaseMatchRow(Base):
+    __tablename__ = "case_matches"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    #: The match call's Idempotency-Key, or the id the server made for it.
+    request_id: Mapped[str] = mapped_column(String(200), unique=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    #: The platform's opaque reference of the uploader, if it passed one.
+    uploader: Mapped[str | None] = mapped_column(String(200), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(100))
+    #: The policy version in force; None: the built-in default.
+    policy_version: Mapped[int | None] = mapped_column(ForeignKey("policy_versions.version"))
+    #: Space-separated actions taken, in `ACTIONS` order.
+    actions: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    reject: Mapped[bool] = mapped_column(Boolean)
+    #: JSON list of the acting matches' evidence (`Match.to_dict`).
+    evidence: Mapped[str] = mapped_column(Text)
+    #: JSON of the decision: actions, priority, and per match the rules that selected it.
+    decision: Mapped[str] = mapped_column(Text)
+    #: The vault object holding the upload, when it was quarantined.
+    vault_object_id: Mapped[str | None] = mapped_column(ForeignKey("vault_objects.id"), unique=True)

@@ -17,14 +17,17 @@ from typing import Any
 import click
 
 from lightkeeper import __version__
+from lightkeeper.cli.actions_command import actions_group
 from lightkeeper.cli.audit_command import audit_group
 from lightkeeper.cli.bank_command import bank_group
+from lightkeeper.cli.cases_command import cases_group
 from lightkeeper.cli.eval_command import eval_command
 from lightkeeper.cli.exit_codes import ExitCode, exit_code_table
 from lightkeeper.cli.hash_command import hash_command
 from lightkeeper.cli.keys_command import keys_group
 from lightkeeper.cli.match_command import match_command
 from lightkeeper.cli.output import error
+from lightkeeper.cli.policy_command import policy_group
 from lightkeeper.cli.scan_command import scan_command
 from lightkeeper.cli.serve_command import serve_command
 from lightkeeper.cli.vault_command import vault_group
@@ -99,3 +102,6 @@ main.add_command(eval_command)
 main.add_command(webhooks_group)
 main.add_command(vault_group)
 main.add_command(audit_group)
+main.add_command(policy_group)
+main.add_command(cases_group)
+main.add_command(actions_group)

@@ -105,9 +105,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             response.headers["Retry-After"] = retry_after_header(exc.retry_after)
         return response
 
-    from lightkeeper.service.routes import banks, hashing, hma, matching, status
+    from lightkeeper.service.routes import banks, cases, hashing, hma, matching, policy, status
+    from lightkeeper.service.routes import webhooks as webhook_routes
 
-    for module in (hashing, matching, banks, status, hma):
+    for module in (hashing, matching, banks, policy, cases, webhook_routes, status, hma):
         app.include_router(module.router)
     app.add_middleware(AuthenticateFirst, public_paths=lambda: _public_paths(app))
     app.add_middleware(BodyLimit, limit=chosen.max_upload_bytes)

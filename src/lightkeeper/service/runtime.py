@@ -5,11 +5,17 @@ index is loaded from the newest snapshot (or built from the store and snapshotte
 follows the change log on a background thread, so that a bank change made through any
 process is matched here within `ServiceSettings.follow_interval` plus the time to apply it,
 and no request pays a database query to stay current.
+
+With actions on (`ServiceSettings.actions`, the default), it also opens the quarantine vault,
+starts a webhook dispatcher (a background thread sending the store's due deliveries), and
+runs the actioner's crash recovery once in the background (`Actioner.recover`: requests that
+stopped between quarantine and their transaction are completed).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -18,13 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
+from lightkeeper.actions.actioner import Actioner
+from lightkeeper.actions.dispatcher import Dispatcher
+from lightkeeper.actions.vault import Vault
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.audit import acting_as
 from lightkeeper.exchange import import_list
 from lightkeeper.matching import Matcher
 from lightkeeper.service.keys import KeyRing
 from lightkeeper.service.ratelimit import RateLimiter
-from lightkeeper.service.settings import ServiceSettings
+from lightkeeper.service.settings import VAULT_DIR_ENV, VAULT_KEY_FILE_ENV, ServiceSettings
 
 log = logging.getLogger("lightkeeper.service")
 
@@ -60,9 +69,55 @@ class Runtime:
             raise
         self.limiter = RateLimiter()
         self._imports = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lk-import")
+        self.dispatcher: Dispatcher | None = None
+        self.actioner: Actioner | None = None
+        self._stop_recovery = threading.Event()
+        self._recovery: threading.Thread | None = None
         self.matcher.follower.follow(settings.follow_interval)
+        if settings.actions:
+            try:
+                self._start_actions()
+            except BaseException:
+                self.close()
+                raise
+
+    def _start_actions(self) -> None:
+        environ = dict(os.environ)
+        if self.settings.vault_dir is not None:
+            environ[VAULT_DIR_ENV] = str(self.settings.vault_dir)
+        if self.settings.vault_key_file is not None:
+            environ[VAULT_KEY_FILE_ENV] = str(self.settings.vault_key_file)
+        vault = Vault.open(self.store, environ=environ)
+        self.dispatcher = Dispatcher(self.store)
+        self.dispatcher.start()
+        self.actioner = Actioner(vault, self.matcher, on_enqueued=self.dispatcher.wake)
+        self._recovery = threading.Thread(
+            target=self._recover, name="lightkeeper-recovery", daemon=True
+        )
+        self._recovery.start()
+
+    def _recover(self) -> None:
+        assert self.actioner is not None
+        try:
+            report = self.actioner.recover(stop=self._stop_recovery)
+        except Exception:
+            log.exception("crash recovery of unrecorded quarantines failed")
+            return
+        if report.completed or report.destroyed or report.failed:
+            log.warning(
+                "crash recovery: %d request(s) completed, %d vault object(s) destroyed, "
+                "%d left to retry",
+                len(report.completed),
+                len(report.destroyed),
+                len(report.failed),
+            )
 
     def close(self) -> None:
+        self._stop_recovery.set()
+        if self._recovery is not None:
+            self._recovery.join(timeout=30)
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         self.matcher.follower.stop()
         self._imports.shutdown(wait=True, cancel_futures=True)
         self.store.close()

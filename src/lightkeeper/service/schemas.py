@@ -111,9 +111,23 @@ class MatchOutcome(BaseModel):
         }
 
 
+ActionName = Literal["block", "quarantine", "review", "notify"]
+
+
 class MatchResponse(MatchOutcome):
     decision: Literal["reject", "accept"] = Field(
-        description="reject: a block bank matched (the upload should not be accepted)"
+        description="reject: the policy blocks the upload (with the default policy: a block "
+        "bank matched); the upload should not be accepted"
+    )
+    actions: list[ActionName] = Field(
+        default_factory=list,
+        description="What the policy did about the upload (empty when nothing matched, or "
+        "when the service only matches)",
+    )
+    case_id: int | None = Field(None, description="The case the upload joined, when acted on")
+    request_id: str = Field(
+        description="The Idempotency-Key sent, else an id the server made: retrying with it "
+        "as Idempotency-Key returns this answer again and repeats no action"
     )
     sha256: str | None
     signals: list[str]

@@ -64,6 +64,13 @@ HOT_PATH = Setting(
     "1: answer well-formed single lookups on the hot path (same answers, less CPU); 0: off.",
 )
 
+ACTIONS = Setting(
+    "actions",
+    "LIGHTKEEPER_ACTIONS",
+    "1",
+    "1: act on matches (policy, vault, cases, webhooks); 0: match only.",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     DATABASE_URL,
     INDEX_DIR,
@@ -73,7 +80,12 @@ SETTINGS: tuple[Setting, ...] = (
     WORKERS,
     FOLLOW_INTERVAL,
     HOT_PATH,
+    ACTIONS,
 )
+
+#: The vault's own settings (declared in `lightkeeper.actions.vault` and `vault_crypto`).
+VAULT_DIR_ENV = "LIGHTKEEPER_VAULT_DIR"
+VAULT_KEY_FILE_ENV = "LIGHTKEEPER_VAULT_KEY_FILE"
 
 #: Most hashes in one batched lookup.
 MAX_BATCH = 10_000
@@ -89,6 +101,12 @@ class ServiceSettings:
     workers: int = 1
     follow_interval: float = float(FOLLOW_INTERVAL.default)
     hot_path: bool = True
+    #: Act on matches: the policy, the vault, cases and webhooks (`lightkeeper.actions`).
+    actions: bool = True
+    #: The vault's directory and master key file; None: the vault's own settings
+    #: (``LIGHTKEEPER_VAULT_DIR``, ``LIGHTKEEPER_VAULT_KEY[_FILE]``, else the data directory).
+    vault_dir: Path | None = None
+    vault_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -102,6 +120,10 @@ class ServiceSettings:
         changes: dict[str, object] = {}
         if (v := get(INDEX_DIR)) is not None:
             changes["index_dir"] = Path(v)
+        if v := env.get(VAULT_DIR_ENV):
+            changes["vault_dir"] = Path(v)
+        if v := env.get(VAULT_KEY_FILE_ENV):
+            changes["vault_key_file"] = Path(v)
         for setting, kind in (
             (MAX_UPLOAD_BYTES, int),
             (MAX_PIXELS, int),
@@ -109,6 +131,7 @@ class ServiceSettings:
             (WORKERS, int),
             (FOLLOW_INTERVAL, float),
             (HOT_PATH, _flag),
+            (ACTIONS, _flag),
         ):
             if (v := get(setting)) is not None:
                 try:
@@ -130,6 +153,14 @@ class ServiceSettings:
         }
         if self.index_dir is not None:
             env[INDEX_DIR.env] = str(self.index_dir)
+        # Only when off: `lightkeeper serve` has no option for it, and must not overwrite a
+        # LIGHTKEEPER_ACTIONS=0 its own environment gives the workers.
+        if not self.actions:
+            env[ACTIONS.env] = "0"
+        if self.vault_dir is not None:
+            env[VAULT_DIR_ENV] = str(self.vault_dir)
+        if self.vault_key_file is not None:
+            env[VAULT_KEY_FILE_ENV] = str(self.vault_key_file)
         return env
 
     @property

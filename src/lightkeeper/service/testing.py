@@ -71,6 +71,9 @@ def service_client(
         chosen = ServiceSettings(
             database_url=url,
             index_dir=tmp_path / "index",
+            # The vault beside the test's files on every backend (never ./lightkeeper-data).
+            vault_dir=tmp_path / "vault",
+            vault_key_file=tmp_path / "vault.key",
             follow_interval=0.05,
             **settings,  # type: ignore[arg-type]
         )

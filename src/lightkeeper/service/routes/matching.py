@@ -5,16 +5,26 @@ Evidence names the bank, entry, signal type, distance, threshold, quality, varia
 version of every match. The entry's own hash value is left out unless the key may read
 banks (``bank:read``): hash lists are confidential, and a matching client only needs the
 hash of its own content, which the evidence carries as ``content_value``.
+
+With actions on (the default), an upload with acting matches goes to the actioner
+(`lightkeeper.actions.actioner`) in the same call: the answer's ``decision`` is "reject"
+exactly when the policy blocks it, with the ``actions`` taken and the ``case_id``. The call is
+idempotent under its ``Idempotency-Key`` (the ``request_id``): a retry with the same key
+returns the same decision and repeats no action.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from lightkeeper.actions.actioner import Actioner, ActionOutcome
+from lightkeeper.actions.cases import REQUEST_ID_PATTERN, UPLOADER_PATTERN
+from lightkeeper.banks.audit import acting_as
 from lightkeeper.errors import UnknownSignalType
 from lightkeeper.matching import Matcher
 from lightkeeper.matching.evidence import Match, MatchResult
@@ -49,15 +59,47 @@ def _count(matches: tuple[Match, ...]) -> None:
     openapi_extra=upload_route("match"),
     summary="Match an uploaded file against every enabled bank",
 )
-async def match_upload(request: Request) -> MatchResponse:
+async def match_upload(
+    request: Request,
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        pattern=REQUEST_ID_PATTERN,
+        description="The request's id (1 to 200 printable ASCII characters): a retry with the "
+        "same key returns the same answer and repeats no action",
+    ),
+    uploader: str | None = Query(
+        None,
+        pattern=UPLOADER_PATTERN,
+        description="The platform's opaque reference of who uploaded it (letters, digits and "
+        ". _ : @ + = ~ -), recorded with any action so repeat uploaders show",
+    ),
+) -> MatchResponse:
     runtime = request.app.state.runtime
     data = await read_upload(request, runtime.settings.max_upload_bytes, ("file",))
     matcher: Matcher = runtime.matcher
     seq = matcher.follower.last_seq
-    result = await run_in_threadpool(matcher.match_bytes, data)
+    request_id = idempotency_key or str(uuid.uuid4())
+    actioner: Actioner | None = runtime.actioner
+    actor = calling_key(request).actor
+
+    def match_and_act() -> tuple[MatchResult, ActionOutcome | None]:
+        result = matcher.match_bytes(data)
+        # A key given may name a request already handled, whatever this match finds now.
+        if actioner is None or not (result.matched or idempotency_key is not None):
+            return result, None
+        with acting_as(actor):
+            outcome = actioner.act(result, data, request_id=request_id, uploader_ref=uploader)
+        return result, outcome
+
+    result, outcome = await run_in_threadpool(match_and_act)
     _count(result.matches)
+    reject = result.matched if outcome is None else outcome.reject
     return MatchResponse(
-        decision="reject" if result.matched else "accept",
+        decision="reject" if reject else "accept",
+        actions=[] if outcome is None else list(outcome.actions),
+        case_id=None if outcome is None else outcome.case_id,
+        request_id=request_id,
         sha256=result.sha256,
         signals=list(result.signals),
         index_seq=seq,
