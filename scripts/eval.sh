@@ -6,12 +6,24 @@
 # core, and writes bench/results/accuracy/{accuracy.json,accuracy.html}, the generated
 # section of docs/accuracy.md and its figures (docs/accuracy/). Extra arguments go to `lightkeeper eval`
 # (e.g. --limit 20 for a quick look, --list-size 100M --uploads-per-day 100M).
+#
+# Methods: PDQ and PDQ with its eight variants on every edit of every photo; the region
+# signal (pdq+regions+dihedral, a bank with regions on that also matches rotations and
+# flips) on the edits where it can matter (crops, borders, screenshots, text, watermark and
+# sticker overlays), on the everyday set, on 1 in $REGION_EVERY photos (index mod
+# $REGION_EVERY = seed mod $REGION_EVERY): its codes cost ~65 ms more per copy, and all of
+# them would take far longer than the 10 minutes `make eval` has. Its unrelated pairs
+# (false matches) cover every photo of both sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LK=${LK:-.venv/bin/lightkeeper}
 CORPUS=${LIGHTKEEPER_CORPUS:-bench/.corpus}
 MANIFEST=${LIGHTKEEPER_CORPUS_MANIFEST:-../shared/corpus/manifest.csv}
+EVERYDAY=${LIGHTKEEPER_EVERYDAY_SET:-A_deb_terrestrial}
+REGION_EVERY=${LIGHTKEEPER_REGION_EVERY:-4}
 start=$(date +%s)
 "$LK" eval --corpus "$CORPUS" --manifest "$MANIFEST" \
+  --method pdq,pdq+dihedral --method pdq+regions+dihedral \
+  --sample-sets "$EVERYDAY" --sample-every "$REGION_EVERY" \
   --out bench/results/accuracy --docs docs/accuracy.md "$@"
 echo "eval.sh: done in $(( $(date +%s) - start )) s" >&2

@@ -103,9 +103,27 @@ def _split(values: Sequence[str]) -> list[str]:
     "--method",
     "methods",
     multiple=True,
-    metavar="NAME",
+    metavar="NAME[:FAMILY,…]",
     help="A method to evaluate (repeatable) [default: pdq, pdq+dihedral]; an unknown name "
-    "lists the known ones.",
+    "lists the known ones. NAME:FAMILY,… measures its copies in those edit families only, "
+    "NAME:all in every one; the region methods (pdq+regions…, pdq+content…) default to "
+    "crop-centre, crop-edge, border, screenshot, text, watermark and sticker.",
+)
+@click.option(
+    "--sample-every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="Measure the copies of methods restricted to some families on 1 in K photos of "
+    "each set (index mod K = --seed mod K); their unrelated pairs always use every photo.",
+)
+@click.option(
+    "--sample-sets",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Measure the copies of methods restricted to some families in these sets only "
+    "[default: all].",
 )
 @click.option(
     "--limit",
@@ -171,6 +189,8 @@ def eval_command(
     seed: int,
     sets: Sequence[str],
     methods: Sequence[str],
+    sample_every: int,
+    sample_sets: Sequence[str],
     limit: int | None,
     workers: int | None,
     max_side: int,
@@ -211,7 +231,9 @@ def eval_command(
             manifest,
             seed,
             _split(sets),
-            _split(methods),
+            list(methods),
+            sample_every,
+            _split(sample_sets),
             limit,
             workers,
             max_side,
@@ -237,7 +259,9 @@ def _evaluate(
     manifest: Path | None,
     seed: int,
     sets: list[str],
-    method_names: list[str],
+    method_specs: list[str],
+    sample_every: int,
+    sample_sets: list[str],
     limit: int | None,
     workers: int | None,
     max_side: int,
@@ -245,7 +269,7 @@ def _evaluate(
 ) -> Evaluation:
     from lightkeeper.evaluation.corpus import default_manifest, ensure_corpus, find_sets
     from lightkeeper.evaluation.harness import run_evaluation
-    from lightkeeper.evaluation.methods import get_method
+    from lightkeeper.evaluation.scopes import parse_method_specs
 
     if (photos_dir is None) == (corpus is None):
         raise click.UsageError("give either PHOTOS_DIR or --corpus DIR (not both)")
@@ -262,10 +286,15 @@ def _evaluate(
         root = corpus
     assert root is not None
     try:
-        chosen = [get_method(name) for name in method_names] if method_names else None
+        parsed = parse_method_specs(method_specs, sets=sample_sets or None, every=sample_every)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--method") from None
+    chosen = [method for method, _ in parsed] or None
+    scopes = {method.name: scope for method, scope in parsed if not scope.is_full}
     photo_sets = find_sets(root, sets or None)
+    unknown = sorted(set(sample_sets) - {s.name for s in photo_sets})
+    if unknown:
+        raise click.BadParameter(f"no photo set {unknown[0]!r}", param_hint="--sample-sets")
     total = sum(len(s.photos[:limit]) for s in photo_sets)
     with Reporter(total=total, progress=not no_progress) as reporter:
         done = [0]
@@ -277,6 +306,7 @@ def _evaluate(
         return run_evaluation(
             photo_sets,
             methods=chosen,
+            scopes=scopes,
             seed=seed,
             limit=limit,
             workers=workers,

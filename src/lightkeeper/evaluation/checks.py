@@ -9,6 +9,13 @@ is the one the issue holds to it; the astronomy set is a stress case that may fa
 An added signal (any method of a run other than the built-in PDQ ones) is held to its own
 two: recall >= 90% on crops up to 20% and on screenshots, and no false match; the same
 crop and screenshot row is shown for pdq+dihedral, the baseline it is compared with.
+
+That row gives the worst case only. `crops_and_screenshots` is the issue's second check in
+full: for each added signal, each crop kind and strength up to 20 % and each screenshot
+layout, the recall of PDQ alone (`baseline_of`: with the same eight variants or none) and
+with the signal, on the same copies, each judged against 90 %; and the signal's false
+matches among the set's unrelated pairs. Which kinds pass and which do not is read off
+the figures, never written by hand.
 """
 
 from __future__ import annotations
@@ -19,10 +26,16 @@ from typing import Final
 from lightkeeper.evaluation.harness import Evaluation
 
 __all__ = [
+    "ADDED_MIN_RECALL",
     "CROPS_AND_SCREENSHOTS",
     "MUST_SHOW",
     "CheckResult",
+    "CropScreenshotCheck",
+    "CropScreenshotRow",
     "Requirement",
+    "added_methods",
+    "baseline_of",
+    "crops_and_screenshots",
     "must_show",
     "requirements",
 ]
@@ -80,6 +93,19 @@ CROPS_AND_SCREENSHOTS: Final = (
     + _ids("screenshot", "phone", "phone-feed", "desktop", "desktop-thumb")
 )
 _BUILT_IN: Final = frozenset({"pdq", "pdq+dihedral"})
+#: What an added signal must reach on each crop and screenshot row.
+ADDED_MIN_RECALL: Final = 0.90
+
+
+def added_methods(methods: tuple[str, ...]) -> list[str]:
+    """The methods of a run that are added signals (not the built-in PDQ ones)."""
+    return [m for m in methods if m not in _BUILT_IN]
+
+
+def baseline_of(method: str) -> str:
+    """PDQ alone, as the added signal would match without its extra codes: with the eight
+    variants when the signal's name says it uses them, plain otherwise."""
+    return "pdq+dihedral" if method.endswith("+dihedral") else "pdq"
 
 
 def requirements(methods: tuple[str, ...]) -> list[Requirement]:
@@ -185,3 +211,113 @@ def must_show(evaluation: Evaluation, set_name: str) -> list[CheckResult]:
             )
         )
     return results
+
+
+@dataclass(frozen=True)
+class CropScreenshotRow:
+    """One crop kind and strength, or one screenshot layout, under one added signal."""
+
+    transform: str
+    #: Copies the signal was measured on (None: not measured in this set).
+    copies: int | None
+    #: Recall of PDQ alone (`CropScreenshotCheck.baseline`) on the same copies, and with the
+    #: signal, at the threshold; None where not measured.
+    baseline_recall: float | None
+    recall: float | None
+    passed: bool | None
+
+
+@dataclass(frozen=True)
+class CropScreenshotCheck:
+    """The issue's crop and screenshot check for one added signal in one set."""
+
+    set: str
+    method: str
+    baseline: str
+    threshold: int
+    min_recall: float
+    #: The photos the signal's copies were measured on ("" every photo of the set).
+    sample: str
+    rows: tuple[CropScreenshotRow, ...]
+    #: Unrelated pairs of the set within the threshold under the signal (all its codes,
+    #: paired as its matcher counts), with the number of pairs and the closest; None when
+    #: the run has no pairs for it.
+    false_matches: int | None
+    pairs: int | None
+    closest: int | None
+    baseline_false_matches: int | None
+
+    @property
+    def passing(self) -> list[str]:
+        return [r.transform for r in self.rows if r.passed]
+
+    @property
+    def failing(self) -> list[str]:
+        return [r.transform for r in self.rows if r.passed is False]
+
+    @property
+    def measured(self) -> bool:
+        return any(r.passed is not None for r in self.rows)
+
+    @property
+    def passed(self) -> bool | None:
+        """Every measured row reaches the least recall and no false match; None when no
+        row was measured (the verdict on the recall and on the pairs is shown apart)."""
+        if not self.measured or self.false_matches is None:
+            return None
+        return not self.failing and self.false_matches == 0
+
+
+def _recall(
+    evaluation: Evaluation, set_name: str, method: str, transform: str, sample: str
+) -> tuple[int, float] | None:
+    try:
+        curve = evaluation.curve(set_name, method, transform, sample)
+    except KeyError:
+        return None
+    if not curve.copies:
+        return None
+    return curve.copies, curve.recall(evaluation.default_threshold)
+
+
+def crops_and_screenshots(evaluation: Evaluation, set_name: str) -> list[CropScreenshotCheck]:
+    """The crop and screenshot check of every added signal of the run in one set: per
+    transform of `CROPS_AND_SCREENSHOTS`, PDQ alone and with the signal on the same copies
+    (the signal's own photo sample) at the default threshold, each row judged against
+    `ADDED_MIN_RECALL`; and the signal's false matches among the set's unrelated pairs."""
+    threshold = evaluation.default_threshold
+    found: list[CropScreenshotCheck] = []
+    for method in added_methods(evaluation.methods):
+        baseline = baseline_of(method)
+        sample = evaluation.sample(method)
+        rows = []
+        for transform in CROPS_AND_SCREENSHOTS:
+            mine = _recall(evaluation, set_name, method, transform, sample)
+            base = _recall(evaluation, set_name, baseline, transform, sample)
+            rows.append(
+                CropScreenshotRow(
+                    transform=transform,
+                    copies=mine[0] if mine else None,
+                    baseline_recall=base[1] if base else None,
+                    recall=mine[1] if mine else None,
+                    passed=(mine[1] >= ADDED_MIN_RECALL) if mine else None,
+                )
+            )
+        stats = evaluation.pair_stats(set_name, method)
+        base_stats = evaluation.pair_stats(set_name, baseline)
+        found.append(
+            CropScreenshotCheck(
+                set=set_name,
+                method=method,
+                baseline=baseline,
+                threshold=threshold,
+                min_recall=ADDED_MIN_RECALL,
+                sample=sample,
+                rows=tuple(rows),
+                false_matches=stats.false_matches(threshold) if stats else None,
+                pairs=stats.pairs if stats else None,
+                closest=stats.minimum if stats else None,
+                baseline_false_matches=base_stats.false_matches(threshold) if base_stats else None,
+            )
+        )
+    return found

@@ -15,7 +15,7 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lightkeeper.evaluation.checks import MUST_SHOW
+from lightkeeper.evaluation.checks import MUST_SHOW, added_methods, baseline_of
 from lightkeeper.evaluation.harness import Evaluation
 
 __all__ = ["calibration_figure", "histogram_figure", "recall_figure", "render_all"]
@@ -48,34 +48,68 @@ def _threshold_line(ax: Axes, threshold: int) -> None:
     ax.axvline(threshold, color="#888888", linewidth=0.8, linestyle="--")
 
 
+def _baseline(evaluation: Evaluation, method: str) -> str | None:
+    """PDQ alone, drawn dashed beside an added signal measured on some copies only."""
+    if method not in evaluation.scopes or method not in added_methods(evaluation.methods):
+        return None
+    baseline = baseline_of(method)
+    return baseline if baseline in evaluation.methods else None
+
+
 def recall_figure(evaluation: Evaluation, set_name: str, method: str) -> str:
-    """Recall against threshold, one panel per transform family, one line per strength."""
+    """Recall against threshold, one panel per transform family, one line per strength.
+    An added signal measured on some copies only also has PDQ alone on the same copies,
+    dashed in the same colour."""
     families: dict[str, list[str]] = {}
-    for curve in evaluation.recall:
-        if curve.set == set_name and curve.method == method and curve.family != "none":
+    for curve in evaluation.curves(set_name, method):
+        if curve.family != "none":
             families.setdefault(curve.family, []).append(curve.transform)
-    columns = 6
+    baseline = _baseline(evaluation, method)
+    sample = evaluation.sample(method)
+    columns = min(6 if len(families) > 8 else 4, max(1, len(families)))
     rows = max(1, -(-len(families) // columns))
+    title = f"{set_name}: recall against threshold, method {method}"
+    if baseline is not None:
+        title += f" (solid)\nand PDQ alone, {baseline} (dashed), on the same copies"
+        title += f": {sample}" if sample else ""
+    elif sample:
+        title += f"\n{sample}"
+    # Margins fixed in inches (a constrained layout of this many panels costs seconds).
+    head = 0.6 + 0.2 * title.count("\n")
+    height = 1.9 * rows + 0.2 * title.count("\n")
     with _style():
-        figure = Figure(figsize=(2.3 * columns, 1.9 * rows))
+        width = 2.3 * max(columns, 4)
+        figure = Figure(figsize=(width, height))
         axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
         x = np.arange(X_MAX + 1)
         for ax, (family, transforms) in zip(axes.flat, families.items(), strict=False):
             for transform in transforms:
                 curve = evaluation.curve(set_name, method, transform)
                 recall = np.array(curve.within[: X_MAX + 1]) / max(curve.copies, 1)
-                ax.plot(x, recall, linewidth=1.0, label=curve.strength)
+                (line,) = ax.plot(x, recall, linewidth=1.0, label=curve.strength)
+                if baseline is not None:
+                    try:
+                        alone = evaluation.curve(set_name, baseline, transform, sample)
+                    except KeyError:
+                        continue
+                    share = np.array(alone.within[: X_MAX + 1]) / max(alone.copies, 1)
+                    ax.plot(x, share, linewidth=0.8, linestyle="--", color=line.get_color())
             _threshold_line(ax, evaluation.default_threshold)
             ax.set_title(family)
             ax.set_ylim(-0.02, 1.02)
             ax.legend(fontsize=6, loc="lower right", frameon=False)
         for ax in list(axes.flat)[len(families) :]:
             ax.set_visible(False)
-        # Fixed margins: a constrained layout of this many panels costs seconds.
-        figure.subplots_adjust(left=0.05, right=0.99, bottom=0.07, top=0.92, hspace=0.35)
+        figure.subplots_adjust(
+            left=0.7 / width,
+            right=1 - 0.1 / width,
+            bottom=0.53 / height,
+            top=1 - head / height,
+            hspace=0.35,
+        )
         figure.supxlabel("threshold (bits)", y=0.01)
         figure.supylabel("recall", x=0.005)
-        figure.suptitle(f"{set_name}: recall against threshold, method {method}")
+        figure.suptitle(title)
         return _svg(figure)
 
 
@@ -96,8 +130,8 @@ def histogram_figure(evaluation: Evaluation, set_name: str) -> str:
                 "copies, must-show edits": np.zeros(257),
                 "copies, other edits": np.zeros(257),
             }
-            for curve in evaluation.recall:
-                if curve.set != set_name or curve.method != method or curve.family == "none":
+            for curve in evaluation.curves(set_name, method):
+                if curve.family == "none":
                     continue
                 counts = np.diff(np.concatenate([[0], curve.within]))
                 key = (

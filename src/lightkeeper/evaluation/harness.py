@@ -15,17 +15,25 @@ every method for its codes. It measures:
   at each threshold (`PairStats`), and the fitted tail that calibration uses (`TailFit`);
 - **quality**: the share of originals and of copies under the PDQ quality floor.
 
+A method may be measured on some of the copies only (`lightkeeper.evaluation.scopes`: some
+transform families, some sets, 1 in k photos), as the region signal is, whose codes cost
+tens of milliseconds per copy; its unrelated pairs always cover every photo. Where its
+copies are a sample of the photos, the methods measured on every copy are also counted on
+that same sample (`RecallCurve.sample`), so that a comparison is made on the same copies. A
+copy that no method is measured on is not made at all. A paired method
+(`lightkeeper.evaluation.methods.PairedMethod`) is measured as its matcher counts: over
+the compatible code pairs only.
+
 Work is spread over processes, one photo at a time; results do not depend on how many.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -40,14 +48,28 @@ from lightkeeper.errors import InputError, MediaError
 from lightkeeper.evaluation.calibration import TailFit, fit_tail
 from lightkeeper.evaluation.corpus import PhotoSet
 from lightkeeper.evaluation.methods import (
+    CODE_BITS,
     DEFAULT_METHODS,
     Method,
+    PairedMethod,
+    allowed_matrix,
     codes_array,
     copy_distances,
     get_method,
     pairwise_min_distances,
     pdq_of,
 )
+from lightkeeper.evaluation.results import (
+    BINS,
+    SCHEMA,
+    ClosePair,
+    CopyQuality,
+    Evaluation,
+    PairStats,
+    RecallCurve,
+    SetSummary,
+)
+from lightkeeper.evaluation.scopes import Scope
 from lightkeeper.evaluation.transforms import (
     Transform,
     describe_suite,
@@ -68,166 +90,9 @@ __all__ = [
     "run_evaluation",
 ]
 
-#: Identifies the JSON layout; bumped whenever a field changes meaning or goes away.
-SCHEMA: Final = "lightkeeper-accuracy/1"
 DEFAULT_MAX_SIDE: Final = 1024
-BINS: Final = 257  # distances 0..256
 #: Closest unrelated pairs listed per set and method, for a person to look at.
 CLOSEST_PAIRS: Final = 5
-
-
-@dataclass(frozen=True)
-class RecallCurve:
-    """Copies of one transform, in one set, under one method, by distance to the original."""
-
-    set: str
-    method: str
-    transform: str
-    family: str
-    strength: str
-    copies: int
-    #: Copies within t of their original, t = 0..256.
-    within: tuple[int, ...]
-    #: … of which the copy's PDQ quality is at least the floor (what a bank would match).
-    within_quality: tuple[int, ...]
-
-    def recall(self, threshold: int) -> float:
-        return self.within[threshold] / self.copies if self.copies else float("nan")
-
-
-@dataclass(frozen=True)
-class ClosePair:
-    a: str
-    b: str
-    distance: int
-    #: PDQ quality of each photo (the matcher leaves uploads under the floor unmatched).
-    quality_a: int
-    quality_b: int
-
-
-@dataclass(frozen=True)
-class PairStats:
-    """All unordered pairs of distinct originals of one set under one method; a pair's
-    distance is the smaller of its two directions (either photo as the upload).
-
-    The gated figures count only the directions whose upload passes the PDQ quality floor
-    (the matcher does not match the others): the false matches a bank could really make.
-    """
-
-    set: str
-    method: str
-    photos: int
-    pairs: int
-    histogram: tuple[int, ...]
-    minimum: int | None
-    closest: tuple[ClosePair, ...]
-    gated_pairs: int
-    gated_histogram: tuple[int, ...]
-
-    def false_matches(self, threshold: int, *, gated: bool = False) -> int:
-        return sum((self.gated_histogram if gated else self.histogram)[: threshold + 1])
-
-
-@dataclass(frozen=True)
-class CopyQuality:
-    """How many copies of one transform in one set fall under the PDQ quality floor."""
-
-    set: str
-    transform: str
-    copies: int
-    below_floor: int
-
-
-@dataclass(frozen=True)
-class SetSummary:
-    name: str
-    photos: int
-    copies: int
-    originals_below_floor: int
-    copies_below_floor: int
-    #: Photos that could not be read or decoded: (file, reason).
-    failed: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Everything one run measured, with what is needed to reproduce it."""
-
-    seed: int
-    max_side: int
-    limit: int | None
-    signal_type: str
-    quality_floor: int
-    default_threshold: int
-    methods: tuple[str, ...]
-    transforms: tuple[str, ...]
-    suite: dict[str, Any]
-    sets: tuple[SetSummary, ...]
-    recall: tuple[RecallCurve, ...]
-    pairs: tuple[PairStats, ...]
-    quality: tuple[CopyQuality, ...]
-    tails: tuple[TailFit, ...]
-    environment: dict[str, Any]
-    seconds: float
-
-    def curve(self, set_name: str, method: str, transform: str) -> RecallCurve:
-        for curve in self.recall:
-            if (curve.set, curve.method, curve.transform) == (set_name, method, transform):
-                return curve
-        raise KeyError((set_name, method, transform))
-
-    def pair_stats(self, set_name: str, method: str) -> PairStats | None:
-        return next((p for p in self.pairs if (p.set, p.method) == (set_name, method)), None)
-
-    def to_json(self) -> dict[str, Any]:
-        body = dataclasses.asdict(self)
-        body["tails"] = [t.to_json() for t in self.tails]
-        return {"schema": SCHEMA, **body}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Evaluation:
-        if data.get("schema") != SCHEMA:
-            raise InputError(f"not an evaluation of schema {SCHEMA} (got {data.get('schema')!r})")
-        return cls(
-            seed=data["seed"],
-            max_side=data["max_side"],
-            limit=data["limit"],
-            signal_type=data["signal_type"],
-            quality_floor=data["quality_floor"],
-            default_threshold=data["default_threshold"],
-            methods=tuple(data["methods"]),
-            transforms=tuple(data["transforms"]),
-            suite=data["suite"],
-            sets=tuple(
-                SetSummary(**{**s, "failed": tuple(tuple(f) for f in s["failed"])})
-                for s in data["sets"]
-            ),
-            recall=tuple(
-                RecallCurve(
-                    **{
-                        **c,
-                        "within": tuple(c["within"]),
-                        "within_quality": tuple(c["within_quality"]),
-                    }
-                )
-                for c in data["recall"]
-            ),
-            pairs=tuple(
-                PairStats(
-                    **{
-                        **p,
-                        "histogram": tuple(p["histogram"]),
-                        "gated_histogram": tuple(p["gated_histogram"]),
-                        "closest": tuple(ClosePair(**c) for c in p["closest"]),
-                    }
-                )
-                for p in data["pairs"]
-            ),
-            quality=tuple(CopyQuality(**q) for q in data["quality"]),
-            tails=tuple(TailFit.from_json(t) for t in data["tails"]),
-            environment=data["environment"],
-            seconds=data["seconds"],
-        )
 
 
 def load_original(path: Path, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
@@ -258,6 +123,10 @@ class _Settings:
     suite: tuple[Transform, ...]
     seed: int
     max_side: int
+    #: One per method: the copies it is measured on.
+    scopes: tuple[Scope, ...]
+    #: One per method: whether it is a `PairedMethod` (checked once, not per copy).
+    paired: tuple[bool, ...]
 
 
 @dataclass(frozen=True)
@@ -273,14 +142,38 @@ class _PhotoResult:
     job: _Job
     error: str | None = None
     quality: int = 0
+    #: PDQ quality of each copy, -1 where no method measured the transform on this photo.
     copy_quality: NDArray[np.int16] | None = None
     #: Per method: the original's reference codes, its query codes, and (one per
-    #: transform) the distance of each copy to the reference.
+    #: transform) the distance of each copy to the reference, -1 where not measured.
     reference: tuple[NDArray[np.uint8], ...] = ()
     query: tuple[NDArray[np.uint8], ...] = ()
     distances: tuple[NDArray[np.int16], ...] = ()
+    #: Per method: the names of the reference and query codes (empty unless paired).
+    reference_names: tuple[tuple[str, ...], ...] = ()
+    query_names: tuple[tuple[str, ...], ...] = ()
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+
+
+NOT_MEASURED: Final = -1
+
+#: `PairedMethod.compatible` answers, per method name, kept for the life of a worker.
+_COMPATIBLE: dict[str, dict[tuple[str, str], bool]] = {}
+
+
+def _codes(
+    method: Method, paired: bool, image: Image.Image, *, reference: bool
+) -> tuple[NDArray[np.uint8], tuple[str, ...]]:
+    """A method's codes of an image, and their names when it is paired."""
+    if paired:
+        assert isinstance(method, PairedMethod)
+        named = (
+            method.named_reference_codes(image) if reference else method.named_query_codes(image)
+        )
+        return codes_array([code for _, code in named]), tuple(name for name, _ in named)
+    codes = method.reference_codes(image) if reference else method.query_codes(image)
+    return codes_array(codes), ()
 
 
 def _evaluate_photo(settings: _Settings, job: _Job) -> _PhotoResult:
@@ -290,26 +183,63 @@ def _evaluate_photo(settings: _Settings, job: _Job) -> _PhotoResult:
     except (InputError, MediaError) as exc:
         return _PhotoResult(job, error=str(exc))
     quality = pdq_of(original).quality
-    reference = tuple(codes_array(m.reference_codes(original)) for m in settings.methods)
-    query = tuple(codes_array(m.query_codes(original)) for m in settings.methods)
-    copy_codes: list[list[NDArray[np.uint8]]] = [[] for _ in settings.methods]
-    copy_quality = np.zeros(len(settings.suite), dtype=np.int16)
-    for index, transform in enumerate(settings.suite):
+    methods, suite = settings.methods, settings.suite
+    reference = [
+        _codes(m, p, original, reference=True)
+        for m, p in zip(methods, settings.paired, strict=True)
+    ]
+    query = [
+        _codes(m, p, original, reference=False)
+        for m, p in zip(methods, settings.paired, strict=True)
+    ]
+    covered = np.array(
+        [
+            [
+                scope.covers_photo(job.set_name, job.photo_index, settings.seed)
+                and scope.covers_family(t.family)
+                for t in suite
+            ]
+            for scope in settings.scopes
+        ],
+        dtype=bool,
+    ).reshape(len(methods), len(suite))
+    copy_codes: list[list[tuple[NDArray[np.uint8], tuple[str, ...]]]] = [[] for _ in methods]
+    copy_quality = np.full(len(suite), NOT_MEASURED, dtype=np.int16)
+    for index, transform in enumerate(suite):
+        if not covered[:, index].any():
+            continue  # no method is measured on this copy: it is not made
         rng = transform_rng(settings.seed, job.set_name, job.photo_index, transform.id)
         copy = transform.apply(original, rng)
         copy_quality[index] = pdq_of(copy).quality
-        for codes, method in zip(copy_codes, settings.methods, strict=True):
-            codes.append(codes_array(method.query_codes(copy)))
-    distances = tuple(
-        copy_distances(ref, codes) for ref, codes in zip(reference, copy_codes, strict=True)
-    )
+        for k, method in enumerate(methods):
+            if covered[k, index]:
+                copy_codes[k].append(_codes(method, settings.paired[k], copy, reference=False))
+    distances = []
+    for k, method in enumerate(methods):
+        found = np.full(len(suite), NOT_MEASURED, dtype=np.int16)
+        if copy_codes[k]:
+            allowed = None
+            if settings.paired[k]:
+                assert isinstance(method, PairedMethod)
+                cache = _COMPATIBLE.setdefault(method.name, {})
+                ref_names = reference[k][1]
+                allowed = np.concatenate(
+                    [allowed_matrix(method, ref_names, names, cache) for _, names in copy_codes[k]],
+                    axis=1,
+                )
+            found[covered[k]] = copy_distances(
+                reference[k][0], [codes for codes, _ in copy_codes[k]], allowed
+            )
+        distances.append(found)
     return _PhotoResult(
         job,
         quality=quality,
         copy_quality=copy_quality,
-        reference=reference,
-        query=query,
-        distances=distances,
+        reference=tuple(codes for codes, _ in reference),
+        query=tuple(codes for codes, _ in query),
+        distances=tuple(distances),
+        reference_names=tuple(names for _, names in reference),
+        query_names=tuple(names for _, names in query),
         seconds=time.perf_counter() - start,
         cpu_seconds=time.process_time() - cpu,
     )
@@ -395,30 +325,13 @@ def _set_figures(
         if good
         else np.zeros((0, len(suite)), dtype=np.int16)
     )
+    made = copy_quality != NOT_MEASURED
     passes = copy_quality >= quality_floor
-    curves: list[RecallCurve] = []
-    for k, method in enumerate(settings.methods):
-        matrix = (
-            np.stack([r.distances[k] for r in good])
-            if good
-            else np.zeros((0, len(suite)), dtype=np.int16)
-        )
-        for j, transform in enumerate(suite):
-            column = matrix[:, j]
-            curves.append(
-                RecallCurve(
-                    set=photo_set.name,
-                    method=method.name,
-                    transform=transform.id,
-                    family=transform.family,
-                    strength=transform.strength,
-                    copies=len(column),
-                    within=_cumulative(column),
-                    within_quality=_cumulative(column[passes[:, j]]),
-                )
-            )
+    curves = _recall_curves(photo_set.name, good, settings, passes)
     quality = [
-        CopyQuality(photo_set.name, t.id, len(good), int((~passes[:, j]).sum()))
+        CopyQuality(
+            photo_set.name, t.id, int(made[:, j].sum()), int((made[:, j] & ~passes[:, j]).sum())
+        )
         for j, t in enumerate(suite)
     ]
     pairs: list[PairStats] = []
@@ -430,11 +343,18 @@ def _set_figures(
         upload_ok[:] = True
     if len(good) >= 2:
         for k, method in enumerate(settings.methods):
-            matrix = pairwise_min_distances(
-                [r.reference[k] for r in good], [r.query[k] for r in good]
-            )
+            references = [r.reference[k] for r in good]
+            queries = [r.query[k] for r in good]
+            everything = pairwise_min_distances(references, queries)
+            matrix, all_pairs = everything, None
+            if settings.paired[k]:
+                assert isinstance(method, PairedMethod)
+                matrix = _paired_matrix(method, k, good)
+                all_pairs = everything
             pairs.append(
-                _pair_stats(photo_set.name, method.name, matrix, names, qualities, quality_floor)
+                _pair_stats(
+                    photo_set.name, method.name, matrix, names, qualities, quality_floor, all_pairs
+                )
             )
             tails.append(
                 fit_tail(
@@ -451,12 +371,91 @@ def _set_figures(
     summary = SetSummary(
         name=photo_set.name,
         photos=len(good),
-        copies=int(copy_quality.size),
+        copies=int(made.sum()),
         originals_below_floor=sum(r.quality < quality_floor for r in good),
-        copies_below_floor=int((~passes).sum()),
+        copies_below_floor=int((made & ~passes).sum()),
         failed=failed,
     )
     return summary, curves, pairs, quality, tails
+
+
+def _recall_curves(
+    set_name: str, good: list[_PhotoResult], settings: _Settings, passes: NDArray[np.bool_]
+) -> list[RecallCurve]:
+    """Each method's curves on its own copies; then, for each photo sample of a method
+    measured on a sample, the other methods' curves on the same copies (where they
+    measured all of them), so that methods are compared on the same copies."""
+    suite = settings.suite
+    matrices = [
+        np.stack([r.distances[k] for r in good])
+        if good
+        else np.zeros((0, len(suite)), dtype=np.int16)
+        for k in range(len(settings.methods))
+    ]
+    samples = [scope.sample(settings.seed) for scope in settings.scopes]
+    curves: list[RecallCurve] = []
+    seen: set[tuple[str, str, str]] = set()
+
+    def add(k: int, j: int, rows: NDArray[np.bool_], sample: str) -> None:
+        key = (settings.methods[k].name, suite[j].id, sample)
+        if key in seen:
+            return
+        seen.add(key)
+        column = matrices[k][rows, j]
+        transform = suite[j]
+        curves.append(
+            RecallCurve(
+                set=set_name,
+                method=settings.methods[k].name,
+                transform=transform.id,
+                family=transform.family,
+                strength=transform.strength,
+                copies=len(column),
+                within=_cumulative(column),
+                within_quality=_cumulative(column[passes[rows, j]]),
+                sample=sample,
+            )
+        )
+
+    for k in range(len(settings.methods)):
+        for j in range(len(suite)):
+            rows = matrices[k][:, j] != NOT_MEASURED
+            if rows.any():
+                add(k, j, rows, samples[k])
+    for k in range(len(settings.methods)):
+        if not samples[k]:
+            continue
+        for j in range(len(suite)):
+            rows = matrices[k][:, j] != NOT_MEASURED
+            if not rows.any():
+                continue
+            for other in range(len(settings.methods)):
+                if (
+                    samples[other] != samples[k]
+                    and (matrices[other][rows, j] != NOT_MEASURED).all()
+                ):
+                    add(other, j, rows, samples[k])
+    return curves
+
+
+def _paired_matrix(method: PairedMethod, k: int, good: list[_PhotoResult]) -> NDArray[np.int16]:
+    """Unrelated-pair distances of a paired method: compatible code pairs only."""
+    vocabulary: dict[str, int] = {}
+
+    def tags(names: tuple[str, ...]) -> NDArray[np.intp]:
+        return np.array([vocabulary.setdefault(n, len(vocabulary)) for n in names], dtype=np.intp)
+
+    tags_a = [tags(r.reference_names[k]) for r in good]
+    tags_b = [tags(r.query_names[k]) for r in good]
+    names = list(vocabulary)
+    matrix = pairwise_min_distances(
+        [r.reference[k] for r in good],
+        [r.query[k] for r in good],
+        tags_a=tags_a,
+        tags_b=tags_b,
+        allowed=allowed_matrix(method, names, names),
+    )
+    return np.minimum(matrix, CODE_BITS)
 
 
 def _pair_stats(
@@ -466,6 +465,7 @@ def _pair_stats(
     names: list[str],
     qualities: NDArray[np.int16],
     quality_floor: int,
+    all_pairs: NDArray[np.int16] | None = None,
 ) -> PairStats:
     rows, cols = np.triu_indices(len(names), k=1)
     forward, backward = matrix[rows, cols], matrix[cols, rows]  # upload = cols, rows
@@ -475,6 +475,9 @@ def _pair_stats(
     gated = np.minimum(np.where(ok[cols], forward, BINS), np.where(ok[rows], backward, BINS))
     gated = gated[gated < BINS]
     nearest = np.argsort(values, kind="stable")[:CLOSEST_PAIRS]
+    everything = None
+    if all_pairs is not None and len(values):
+        everything = int(np.minimum(all_pairs[rows, cols], all_pairs[cols, rows]).min())
     return PairStats(
         set=set_name,
         method=method,
@@ -494,6 +497,7 @@ def _pair_stats(
         ),
         gated_pairs=len(gated),
         gated_histogram=tuple(int(v) for v in np.bincount(gated, minlength=BINS)),
+        all_pairs_minimum=everything,
     )
 
 
@@ -539,11 +543,15 @@ def run_evaluation(
     max_side: int = DEFAULT_MAX_SIDE,
     replicates: int = 200,
     progress: Callable[[int, int], None] | None = None,
+    scopes: Mapping[str, Scope] | None = None,
 ) -> Evaluation:
     """Evaluate `methods` (default: plain PDQ and PDQ with its eight variants) on the
     photo sets under the transform `suite` (default: `standard_suite`).
 
-    `limit` takes the first N photos of each set (for quick runs); `workers` processes
+    `scopes` restricts a method, by name, to some copies (`Scope`: transform families,
+    sets, 1 in k photos); the others are measured on every copy, and every method's
+    unrelated pairs on every photo. `limit` takes the first N photos of each set (for
+    quick runs); `workers` processes
     (default: every available core; 1 runs in this process); `replicates` of the
     calibration bootstrap; `progress(done, total)` is called after each photo.
 
@@ -567,9 +575,20 @@ def run_evaluation(
         raise ValueError("two transforms of the suite share an id")
     if max_side < 16:
         raise ValueError(f"max_side must be at least 16 pixels, got {max_side}")
+    chosen_scopes = dict(scopes or {})
+    unknown = sorted(set(chosen_scopes) - set(names))
+    if unknown:
+        raise ValueError(f"scopes given for methods not in the run: {unknown}")
     signal = get("pdq")
     floor = signal.default_quality_floor if isinstance(signal, ImageSignalType) else 0
-    settings = _Settings(chosen, transforms, seed, max_side)
+    settings = _Settings(
+        chosen,
+        transforms,
+        seed,
+        max_side,
+        tuple(chosen_scopes.get(n, Scope()) for n in names),
+        tuple(isinstance(m, PairedMethod) for m in chosen),
+    )
     jobs = [
         _Job(s, photo_set.name, i, path)
         for s, photo_set in enumerate(photo_sets)
@@ -613,4 +632,6 @@ def run_evaluation(
         tails=tuple(tails),
         environment=environment,
         seconds=round(time.perf_counter() - started, 3),
+        scopes={n: scope.describe(seed) for n, scope in chosen_scopes.items() if not scope.is_full},
+        paired=tuple(n for n, p in zip(names, settings.paired, strict=True) if p),
     )

@@ -18,6 +18,14 @@ any one pair is within the threshold. Images come in as RGB `PIL.Image.Image` (a
 modified. Methods run in worker processes, so an instance must be picklable (plain
 attributes, no open files or locks).
 
+A method whose matcher does not count every code pair implements `PairedMethod` as well:
+its codes carry names, and `compatible(reference name, query name)` says which pairs count
+(the region signal's crop windows only meet windows of the same family, as its matcher
+does). The harness then measures it the way the product counts: the distance of a pair is
+the smallest over the compatible code pairs only (`copy_distances` and
+`pairwise_min_distances` with `allowed`), and the unrelated pairs also record the smallest
+over every code pair, to show what pairing removes.
+
 A new method is added to a run with ``run_evaluation(..., methods=[...])``, and to the
 ``lightkeeper eval --method NAME`` choices by one entry in `METHOD_FACTORIES`; factories
 import their module lazily, so this module never imports the signals that plug into it.
@@ -36,12 +44,16 @@ from PIL import Image
 from lightkeeper.signals.pdq import hash_pixels, hash_pixels_dihedral, hex_to_code
 
 __all__ = [
+    "CODE_BITS",
     "CODE_BYTES",
     "DEFAULT_METHODS",
+    "FAR",
     "METHOD_FACTORIES",
     "Method",
+    "PairedMethod",
     "PdqHash",
     "PdqMethod",
+    "allowed_matrix",
     "codes_array",
     "copy_distances",
     "get_method",
@@ -66,6 +78,25 @@ class Method(Protocol):
 
     def query_codes(self, image: Image.Image) -> list[bytes]:
         """What an upload of this image would be looked up with (one or more codes)."""
+        ...
+
+
+@runtime_checkable
+class PairedMethod(Method, Protocol):
+    """A method whose matcher counts only some (reference code, query code) pairs; see the
+    module docstring. `named_*_codes` give the same codes as `*_codes`, each with its name
+    (in the same order, duplicates allowed when their names differ)."""
+
+    def named_reference_codes(self, image: Image.Image) -> list[tuple[str, bytes]]:
+        """The reference codes, each with its name ("whole", "region:left-89" …)."""
+        ...
+
+    def named_query_codes(self, image: Image.Image) -> list[tuple[str, bytes]]:
+        """The query codes, each with its name."""
+        ...
+
+    def compatible(self, reference: str, query: str) -> bool:
+        """Whether the matcher counts a pair of a reference code and a query code so named."""
         ...
 
 
@@ -181,17 +212,51 @@ def codes_array(codes: Sequence[bytes]) -> NDArray[np.uint8]:
     return np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(len(codes), CODE_BYTES)
 
 
+#: The distance of a code pair that does not count (`PairedMethod.compatible`): beyond any
+#: threshold; histograms put it in the last bin, 256.
+FAR: Final = CODE_BITS + 1
+
+
+def allowed_matrix(
+    method: PairedMethod,
+    reference_names: Sequence[str],
+    query_names: Sequence[str],
+    cache: dict[tuple[str, str], bool] | None = None,
+) -> NDArray[np.bool_]:
+    """(len(reference_names), len(query_names)): which code pairs the method counts.
+    `cache` keeps the answers of earlier calls (a run asks about the same few dozen names
+    thousands of times)."""
+    memo = cache if cache is not None else {}
+    out = np.empty((len(reference_names), len(query_names)), dtype=np.bool_)
+    for i, ref in enumerate(reference_names):
+        for j, query in enumerate(query_names):
+            key = (ref, query)
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = bool(method.compatible(ref, query))
+            out[i, j] = found
+    return out
+
+
 def copy_distances(
-    reference: NDArray[np.uint8], queries: Sequence[NDArray[np.uint8]]
+    reference: NDArray[np.uint8],
+    queries: Sequence[NDArray[np.uint8]],
+    allowed: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.int16]:
     """For each query group, the smallest Hamming distance between any of its codes and any
-    reference code: one original against all its copies, at a few codes each."""
+    reference code: one original against all its copies, at a few codes each. With
+    `allowed` (reference codes x all query codes, groups concatenated), only the pairs it
+    allows count; a group with none is at `FAR`."""
     if not queries:
         return np.zeros(0, dtype=np.int16)
     stacked = np.concatenate(queries)
     ref64 = np.ascontiguousarray(reference).view(np.uint64)  # (k, 4)
     query64 = np.ascontiguousarray(stacked).view(np.uint64)  # (m, 4)
     bits = np.bitwise_count(ref64[:, None, :] ^ query64[None, :, :]).sum(axis=2)  # (k, m)
+    if allowed is not None:
+        if allowed.shape != bits.shape:
+            raise ValueError(f"allowed has shape {allowed.shape}, the code pairs {bits.shape}")
+        bits = np.where(allowed, bits, FAR)
     per_code = bits.min(axis=0)
     starts = np.cumsum([0] + [len(q) for q in queries[:-1]])
     return np.minimum.reduceat(per_code, starts).astype(np.int16)
@@ -206,7 +271,12 @@ def _signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 def pairwise_min_distances(
-    groups_a: Sequence[NDArray[np.uint8]], groups_b: Sequence[NDArray[np.uint8]]
+    groups_a: Sequence[NDArray[np.uint8]],
+    groups_b: Sequence[NDArray[np.uint8]],
+    *,
+    tags_a: Sequence[NDArray[np.intp]] | None = None,
+    tags_b: Sequence[NDArray[np.intp]] | None = None,
+    allowed: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.int16]:
     """The (len(groups_a), len(groups_b)) matrix of smallest Hamming distances between any
     code of group i of `groups_a` and any code of group j of `groups_b`.
@@ -216,10 +286,18 @@ def pairwise_min_distances(
     dot product at once (distance = (256 - dot) / 2, exact in float32), computed in
     blocks of whole groups of `groups_a` to bound memory, and reduced to the minimum over
     each group pair with `np.minimum.reduceat`.
+
+    With `allowed`, a (tags x tags) matrix, and a tag per code (`tags_a`, `tags_b`, one
+    array per group), only the code pairs with ``allowed[tag_a, tag_b]`` count; a group
+    pair with none is at `FAR`.
     """
     out = np.zeros((len(groups_a), len(groups_b)), dtype=np.int16)
     if not groups_a or not groups_b:
         return out
+    paired = allowed is not None
+    if paired and (tags_a is None or tags_b is None):
+        raise ValueError("pairing by `allowed` needs a tag for every code (tags_a, tags_b)")
+    b_tags = np.concatenate(tags_b) if paired and tags_b is not None else None
     b_signs = _signs(np.concatenate(groups_b))
     b_starts = np.cumsum([0] + [len(g) for g in groups_b[:-1]])
     rows_per_block = max(1, _BLOCK_CELLS // len(b_signs))
@@ -231,7 +309,11 @@ def pairwise_min_distances(
             last += 1
         block = groups_a[first:last]
         dots = _signs(np.concatenate(block)) @ b_signs.T
-        per_b = np.minimum.reduceat((CODE_BITS - dots) * 0.5, b_starts, axis=1)
+        distances = (CODE_BITS - dots) * 0.5
+        if allowed is not None and tags_a is not None and b_tags is not None:
+            a_tags = np.concatenate(tags_a[first:last])
+            distances = np.where(allowed[a_tags[:, None], b_tags[None, :]], distances, FAR)
+        per_b = np.minimum.reduceat(distances, b_starts, axis=1)
         a_starts = np.cumsum([0] + [len(g) for g in block[:-1]])
         out[first:last] = np.rint(np.minimum.reduceat(per_b, a_starts, axis=0))
         first = last

@@ -9,6 +9,7 @@ can be redrawn from a saved ``accuracy.json`` without running the evaluation aga
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 import re
@@ -28,8 +29,29 @@ from lightkeeper.evaluation.calibration import (
     calibration_table,
     recommend,
 )
-from lightkeeper.evaluation.checks import CheckResult, must_show
+from lightkeeper.evaluation.checks import (
+    crops_and_screenshots,
+    must_show,
+)
 from lightkeeper.evaluation.harness import Evaluation
+from lightkeeper.evaluation.tables import (
+    Row,
+    added_sections,
+    crop_rows,
+    crop_verdict,
+    fit_rows,
+    markdown_table,
+    measured_checks,
+    must_show_rows,
+    pair_rows,
+    quality_rows,
+    recall_rows,
+    run_line,
+    sci,
+    scope_lines,
+    short_count,
+    text_table,
+)
 
 __all__ = [
     "ASSUMPTIONS",
@@ -48,8 +70,6 @@ __all__ = [
 
 BEGIN: Final = "<!-- eval:begin -->"
 END: Final = "<!-- eval:end -->"
-#: Thresholds at which false matches are tabulated.
-PAIR_THRESHOLDS: Final = (10, 20, 31, 40, 50, 60)
 
 ASSUMPTIONS: Final = (
     "Expected false matches a day = uploads a day x list size x p(t), p(t) the chance that an "
@@ -87,27 +107,6 @@ class Calibration:
         return {f"N×U={p:.3g}": math.log10(self.target / p) for p in products}
 
 
-def _count(value: float) -> str:
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= size:
-            return f"{value / size:g}{suffix}"
-    return f"{value:g}"
-
-
-def _pct(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "–"
-    return f"{100 * value:.1f}%"
-
-
-def _sci(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value == 0:
-        return "0"
-    return f"{value:.2g}" if 1e-3 <= abs(value) < 1e4 else f"{value:.1e}"
-
-
 # -- JSON --------------------------------------------------------------------------------
 
 
@@ -116,6 +115,16 @@ def write_json(evaluation: Evaluation, path: Path, calibration: Calibration | No
     body = evaluation.to_json()
     calibration = calibration or Calibration()
     body["must_show"] = [c.__dict__ for s in evaluation.sets for c in must_show(evaluation, s.name)]
+    body["crops_and_screenshots"] = [
+        {
+            **dataclasses.asdict(check),
+            "passed": check.passed,
+            "passing": check.passing,
+            "failing": check.failing,
+        }
+        for s in evaluation.sets
+        for check in crops_and_screenshots(evaluation, s.name)
+    ]
     body["calibration"] = {
         "target": calibration.target,
         "assumptions": list(ASSUMPTIONS),
@@ -168,12 +177,12 @@ def describe_recommendation(evaluation: Evaluation, rec: Recommendation) -> str:
     if rec.threshold is None:
         return (
             f"{rec.method} on {rec.set}: no threshold keeps the expected false matches under "
-            f"{rec.target:g}/day (at {rec.default_threshold}: {_sci(rec.expected_at_default)}/day)"
+            f"{rec.target:g}/day (at {rec.default_threshold}: {sci(rec.expected_at_default)}/day)"
         )
     line = (
         f"{rec.method} on {rec.set}: threshold {rec.threshold} "
-        f"({_sci(rec.expected_per_day)} expected false matches/day; at "
-        f"{rec.default_threshold}: {_sci(rec.expected_at_default)}/day)"
+        f"({sci(rec.expected_per_day)} expected false matches/day; at "
+        f"{rec.default_threshold}: {sci(rec.expected_at_default)}/day)"
     )
     stats = evaluation.pair_stats(rec.set, rec.method)
     if stats is not None and stats.minimum is not None and rec.threshold >= stats.minimum:
@@ -191,151 +200,31 @@ def apply_command(rec: Recommendation, bank: str = "NAME") -> str:
     if rec.threshold is None:
         return f"# no {rec.signal_type} threshold meets the target at this list size and volume"
     dihedral = " --dihedral" if rec.method.endswith("+dihedral") else ""
+    t = rec.threshold
+    if "+regions" in rec.method or "+content" in rec.method:
+        # The measured distance is the closest of whole-image and region pairs: both
+        # thresholds of a bank with regions on bound it.
+        return (
+            f"lightkeeper bank create {bank}{dihedral} --regions --threshold "
+            f"{rec.signal_type}={t} --region-threshold {t}\n"
+            f"# an existing bank: PATCH /v1/banks/{bank} "
+            f'{{"thresholds": {{"{rec.signal_type}": {t}}}, "regions": true, '
+            f'"region_threshold": {t}}}'
+        )
     return (
-        f"lightkeeper bank create {bank}{dihedral} --threshold {rec.signal_type}={rec.threshold}\n"
+        f"lightkeeper bank create {bank}{dihedral} --threshold {rec.signal_type}={t}\n"
         f"# an existing bank: PATCH /v1/banks/{bank} "
-        f'{{"thresholds": {{"{rec.signal_type}": {rec.threshold}}}}}'
+        f'{{"thresholds": {{"{rec.signal_type}": {t}}}}}'
     )
 
 
 # -- tables, shared by the markdown and the text summary -------------------------------------
 
-Row = list[str]
-
-
-def _must_show_rows(evaluation: Evaluation) -> tuple[Row, list[Row]]:
-    sets = [s.name for s in evaluation.sets]
-    head = ["requirement", "method", "threshold", *sets]
-    by_set = {name: must_show(evaluation, name) for name in sets}
-    rows: list[Row] = []
-    for index, first in enumerate(by_set[sets[0]] if sets else []):
-        cells = [first.label, first.method, str(first.threshold)]
-        for name in sets:
-            cells.append(_check_cell(by_set[name][index]))
-        rows.append(cells)
-    return head, rows
-
-
-def _check_cell(check: CheckResult) -> str:
-    if check.passed is None:
-        return "not measured"
-    mark = "PASS" if check.passed else "FAIL"
-    if check.required.startswith("recall"):
-        return f"{mark} {_pct(check.measured)} (worst {check.worst})"
-    count = int(check.measured or 0)
-    return f"{mark} {count} false"
-
-
-def _recall_rows(evaluation: Evaluation, threshold: int) -> tuple[Row, list[Row]]:
-    sets = [s.name for s in evaluation.sets]
-    head = ["transform", *[f"{s} {m}" for s in sets for m in evaluation.methods]]
-    rows: list[Row] = []
-    for transform in evaluation.transforms:
-        cells = [transform]
-        for s in sets:
-            for m in evaluation.methods:
-                try:
-                    cells.append(_pct(evaluation.curve(s, m, transform).recall(threshold)))
-                except KeyError:
-                    cells.append("–")
-        rows.append(cells)
-    return head, rows
-
-
-def _pair_rows(evaluation: Evaluation) -> tuple[Row, list[Row]]:
-    t = evaluation.default_threshold
-    head = [
-        "set",
-        "method",
-        "photos",
-        "pairs",
-        "min",
-        *[f"<= {x}" for x in PAIR_THRESHOLDS],
-        f"<= {t}, upload q >= {evaluation.quality_floor}",
-        "closest pair (quality)",
-    ]
-    rows = []
-    for p in evaluation.pairs:
-        c = p.closest[0] if p.closest else None
-        closest = f"{c.a} (q{c.quality_a}) ~ {c.b} (q{c.quality_b})" if c else ""
-        rows.append(
-            [
-                p.set,
-                p.method,
-                str(p.photos),
-                f"{p.pairs:,}",
-                str(p.minimum),
-                *[str(p.false_matches(x)) for x in PAIR_THRESHOLDS],
-                f"{p.false_matches(t, gated=True)} of {p.gated_pairs:,}",
-                closest,
-            ]
-        )
-    return head, rows
-
-
-def _quality_rows(evaluation: Evaluation) -> tuple[Row, list[Row]]:
-    head = [
-        "set",
-        "photos",
-        "originals under floor",
-        "copies",
-        "copies under floor",
-        "worst transform",
-    ]
-    rows = []
-    for s in evaluation.sets:
-        mine = [q for q in evaluation.quality if q.set == s.name and q.copies]
-        worst = max(mine, key=lambda q: q.below_floor / q.copies, default=None)
-        originals = s.originals_below_floor / s.photos if s.photos else None
-        copies = s.copies_below_floor / s.copies if s.copies else None
-        rows.append(
-            [
-                s.name,
-                str(s.photos),
-                f"{s.originals_below_floor} ({_pct(originals)})",
-                f"{s.copies:,}",
-                f"{s.copies_below_floor:,} ({_pct(copies)})",
-                f"{worst.transform} {_pct(worst.below_floor / worst.copies)}" if worst else "–",
-            ]
-        )
-    return head, rows
-
-
-def _fit_rows(evaluation: Evaluation) -> tuple[Row, list[Row]]:
-    head = [
-        "set",
-        "method",
-        "pairs fitted",
-        "model",
-        "mean ± sd",
-        "tail mu [95%]",
-        "tail sigma [95%]",
-        "p(31) fit",
-        "p(31) bound",
-    ]
-    rows = []
-    for f in evaluation.tails:
-        gate = "" if f.quality_floor is None else f", upload q >= {f.quality_floor}"
-        rows.append(
-            [
-                f.set,
-                f.method,
-                f"{f.pairs:,} ordered{gate}",
-                f.model,
-                f"{f.mean:.1f} ± {f.sd:.1f}",
-                f"{f.mu:.1f} [{f.mu_interval[0]:.1f}, {f.mu_interval[1]:.1f}]",
-                f"{f.sigma:.1f} [{f.sigma_interval[0]:.1f}, {f.sigma_interval[1]:.1f}]",
-                _sci(10 ** f.log10_p[31]),
-                _sci(f.p_upper(31)),
-            ]
-        )
-    return head, rows
-
 
 def _calibration_rows(evaluation: Evaluation, calibration: Calibration) -> tuple[Row, list[Row]]:
     head = ["set", "method", "list size N"]
     for u in calibration.uploads:
-        head += [f"t for U={_count(u)}/day", f"expected/day at 31, U={_count(u)}"]
+        head += [f"t for U={short_count(u)}/day", f"expected/day at 31, U={short_count(u)}"]
     by_key = {
         (r.set, r.method, r.list_size, r.uploads_per_day): r
         for r in _table(evaluation, calibration)
@@ -343,76 +232,52 @@ def _calibration_rows(evaluation: Evaluation, calibration: Calibration) -> tuple
     rows = []
     for f in evaluation.tails:
         for n in calibration.list_sizes:
-            cells = [f.set, f.method, _count(n)]
+            cells = [f.set, f.method, short_count(n)]
             for u in calibration.uploads:
                 r = by_key[(f.set, f.method, n, u)]
                 cells += [
                     "none" if r.threshold is None else str(r.threshold),
-                    _sci(r.expected_at_default),
+                    sci(r.expected_at_default),
                 ]
             rows.append(cells)
     return head, rows
 
 
-def _markdown_table(head: Row, rows: Sequence[Row]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(cell, head)) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _text_table(head: Row, rows: Sequence[Row]) -> str:
-    widths = [max(len(str(x)) for x in column) for column in zip(head, *rows, strict=True)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def _run_line(evaluation: Evaluation) -> str:
-    env = evaluation.environment
-    sets = ", ".join(f"{s.name} ({s.photos} photos, {s.copies:,} copies)" for s in evaluation.sets)
-    limit = f", first {evaluation.limit} photos per set" if evaluation.limit else ""
-    machine = env["machine"]
-    used = env.get("photo_cpu_seconds")
-    cpu = f" ({used:.0f} s of CPU time in them)" if used is not None else ""
-    return (
-        f"Seed {evaluation.seed}, {len(evaluation.transforms)} transforms, originals scaled to "
-        f"at most {evaluation.max_side} px{limit}; sets: {sets}. {evaluation.seconds:.0f} s on "
-        f"{env['workers']} workers{cpu} ({machine['cpu']}, {machine['cores']} cores), "
-        f"{env['date']}; lightkeeper {env['versions'].get('lightkeeper')}, numpy "
-        f"{env['versions'].get('numpy')}, pillow {env['versions'].get('pillow')}."
-    )
-
-
 def summary_text(evaluation: Evaluation, calibration: Calibration) -> str:
     """What ``lightkeeper eval`` prints: the checks, the pairs, the recommendation."""
     parts = [
-        _run_line(evaluation),
+        run_line(evaluation),
+        *scope_lines(evaluation),
         "",
         "Must-show checks (recall at the threshold; false matches):",
     ]
-    parts.append(_text_table(*_must_show_rows(evaluation)))
+    parts.append(text_table(*must_show_rows(evaluation)))
+    for check in measured_checks(evaluation):
+        parts += [
+            "",
+            f"Crops up to 20% and screenshots, {check.method} on {check.set}:",
+            text_table(*crop_rows(check)),
+            crop_verdict(check),
+        ]
     parts += [
         "",
         "Unrelated pairs (pairs within each threshold):",
-        _text_table(*_pair_rows(evaluation)),
+        text_table(*pair_rows(evaluation)),
     ]
-    parts += ["", "PDQ quality floor:", _text_table(*_quality_rows(evaluation))]
+    parts += ["", "PDQ quality floor:", text_table(*quality_rows(evaluation))]
     parts += [
         "",
         "Calibration: largest threshold t with uploads/day x list size x p(t) <= "
         f"{calibration.target:g} expected false matches a day (pessimistic bound):",
-        _text_table(*_calibration_rows(evaluation, calibration)),
+        text_table(*_calibration_rows(evaluation, calibration)),
         "",
         "Assumptions:",
         *[f"  - {a}" for a in ASSUMPTIONS],
     ]
     parts += [
         "",
-        f"Recommended thresholds for N={_count(calibration.list_size)} hashes and "
-        f"U={_count(calibration.uploads_per_day)} uploads/day (target "
+        f"Recommended thresholds for N={short_count(calibration.list_size)} hashes and "
+        f"U={short_count(calibration.uploads_per_day)} uploads/day (target "
         f"{calibration.target:g} expected false matches/day):",
     ]
     for rec in recommendations(evaluation, calibration):
@@ -438,40 +303,58 @@ def render_markdown(
     parts = [
         "_Generated by `lightkeeper eval` (`make eval`); do not edit by hand._",
         "",
-        _run_line(evaluation),
+        run_line(evaluation),
+        "",
+        *[f"- {line}" for line in scope_lines(evaluation)],
         "",
         "### Must-show checks",
         "",
-        _markdown_table(*_must_show_rows(evaluation)),
+        markdown_table(*must_show_rows(evaluation)),
         "",
+    ]
+    checks = measured_checks(evaluation)
+    if checks:
+        parts += ["### Crops up to 20% and screenshots", ""]
+        for check in checks:
+            parts += [
+                crop_verdict(check),
+                "",
+                markdown_table(*crop_rows(check)),
+                "",
+            ]
+    for title, caption, table in added_sections(evaluation):
+        parts += [f"### PDQ alone and {title}", "", caption, "", markdown_table(*table), ""]
+    parts += [
         f"### Recall at threshold {threshold}",
         "",
         "Share of copies within the threshold of their original (distance only; see the quality "
-        "table for copies a bank would not match because their quality is under the floor).",
+        "table for copies a bank would not match because their quality is under the floor). "
+        "A method measured on a sample of the photos is counted on that sample (see above); "
+        "'–': not measured.",
         "",
-        _markdown_table(*_recall_rows(evaluation, threshold)),
+        markdown_table(*recall_rows(evaluation, threshold)),
         "",
         "### Unrelated pairs",
         "",
         "All pairs of distinct photos within each set (never pooled), with the number of pairs "
         "within each threshold; a pair's distance is the smaller of its two directions.",
         "",
-        _markdown_table(*_pair_rows(evaluation)),
+        markdown_table(*pair_rows(evaluation)),
         "",
         "### PDQ quality floor",
         "",
         f"Quality floor {evaluation.quality_floor}: photos under it are not matched by PDQ.",
         "",
-        _markdown_table(*_quality_rows(evaluation)),
+        markdown_table(*quality_rows(evaluation)),
         "",
         "### Calibration",
         "",
-        _markdown_table(*_fit_rows(evaluation)),
+        markdown_table(*fit_rows(evaluation)),
         "",
         f"Largest threshold t with U x N x p_upper(t) <= {calibration.target:g} expected false "
         f"matches a day, and the expected false matches a day at {threshold}:",
         "",
-        _markdown_table(*_calibration_rows(evaluation, calibration)),
+        markdown_table(*_calibration_rows(evaluation, calibration)),
     ]
     if figure_links:
         parts += ["", "### Figures", ""]
@@ -538,20 +421,31 @@ def render_html(evaluation: Evaluation, calibration: Calibration, figures: dict[
         '<html lang="en"><head><meta charset="utf-8"><title>Lightkeeper accuracy report</title>',
         f"<style>{_CSS}</style></head><body>",
         "<h1>Lightkeeper accuracy report</h1>",
-        f"<p>{esc(_run_line(evaluation))}</p>",
+        f"<p>{esc(run_line(evaluation))}</p>",
+        "".join(f"<p>{esc(line)}</p>" for line in scope_lines(evaluation)),
         "<h2>Must-show checks</h2>",
-        _html_table(*_must_show_rows(evaluation)),
+        _html_table(*must_show_rows(evaluation)),
+    ]
+    checks = measured_checks(evaluation)
+    if checks:
+        parts.append("<h2>Crops up to 20% and screenshots</h2>")
+        for check in checks:
+            parts += [f"<p>{esc(crop_verdict(check))}</p>", _html_table(*crop_rows(check))]
+    for title, caption, table in added_sections(evaluation):
+        parts += [f"<h2>PDQ alone and {esc(title)}</h2>", f"<p>{esc(caption)}</p>"]
+        parts.append(_html_table(*table))
+    parts += [
         "<h2>Calibration</h2>",
         "<p>Largest threshold t with U &times; N &times; p<sub>upper</sub>(t) &le; "
         f"{calibration.target:g} expected false matches a day, and the expected false matches "
         f"a day at {threshold}.</p>",
         _html_table(*_calibration_rows(evaluation, calibration)),
-        _html_table(*_fit_rows(evaluation)),
+        _html_table(*fit_rows(evaluation)),
         "<ul>" + "".join(f"<li>{esc(a)}</li>" for a in ASSUMPTIONS) + "</ul>",
     ]
     parts.append(
-        f"<p>Recommended for N={_count(calibration.list_size)} hashes and "
-        f"U={_count(calibration.uploads_per_day)} uploads/day:</p><ul>"
+        f"<p>Recommended for N={short_count(calibration.list_size)} hashes and "
+        f"U={short_count(calibration.uploads_per_day)} uploads/day:</p><ul>"
     )
     for rec in recs:
         command = f"<pre>{esc(apply_command(rec))}</pre>" if rec.threshold is not None else ""
@@ -559,9 +453,9 @@ def render_html(evaluation: Evaluation, calibration: Calibration, figures: dict[
     parts.append("</ul>")
     parts += [
         "<h2>Unrelated pairs</h2>",
-        _html_table(*_pair_rows(evaluation)),
+        _html_table(*pair_rows(evaluation)),
         "<h2>PDQ quality floor</h2>",
-        _html_table(*_quality_rows(evaluation)),
+        _html_table(*quality_rows(evaluation)),
         "<h2>Figures</h2>",
     ]
     for name, svg in figures.items():
@@ -571,7 +465,7 @@ def render_html(evaluation: Evaluation, calibration: Calibration, figures: dict[
         )
     parts += [
         f"<h2>Recall at threshold {threshold}</h2>",
-        _html_table(*_recall_rows(evaluation, threshold)),
+        _html_table(*recall_rows(evaluation, threshold)),
         "<h2>Transform suite</h2>",
         _html_table(["family", "strengths", "what", "why"], family_rows),
         "</body></html>",

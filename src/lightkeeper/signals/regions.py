@@ -784,10 +784,20 @@ def _unique(codes: Iterable[bytes]) -> list[bytes]:
     return list(dict.fromkeys(codes))
 
 
+def _unique_named(codes: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Each (name, code) once: a code found under two names (a content region that is also
+    a window) keeps both, as the two names meet different bank codes."""
+    return list(dict.fromkeys(codes))
+
+
 class PdqRegionsMethod:
     """For `lightkeeper.evaluation`: a bank with regions on holds the whole image's PDQ and
     the codes of `reference_regions`; an upload is looked up with its whole PDQ (or, with
-    `dihedral`, its eight rotations and flips), `query_windows` and `content_regions`."""
+    `dihedral`, its eight rotations and flips), `query_windows` and `content_regions`.
+
+    It is a paired method (`lightkeeper.evaluation.methods.PairedMethod`): its codes carry
+    names ("whole", "whole:1" … for the rotations and flips, region names) and the harness
+    counts only the pairs `compatible` allows, as the matcher does."""
 
     signal_type = "pdq"
 
@@ -796,12 +806,13 @@ class PdqRegionsMethod:
         self.dihedral = dihedral
         self.hasher = hasher or RegionHasher()
 
-    def reference_codes(self, image: Image.Image) -> list[bytes]:
+    def named_reference_codes(self, image: Image.Image) -> list[tuple[str, bytes]]:
         rgb = _rgb(image)
         whole = hex_to_code(hash_pixels(rgb)[0])
-        return _unique([whole, *(code.code for code in self.hasher.reference(rgb))])
+        regions = [(code.name, code.code) for code in self.hasher.reference(rgb)]
+        return _unique_named([("whole", whole), *regions])
 
-    def query_codes(self, image: Image.Image) -> list[bytes]:
+    def named_query_codes(self, image: Image.Image) -> list[tuple[str, bytes]]:
         rgb = _rgb(image)
         if self.dihedral:
             variants = hash_pixels_dihedral(rgb)[0]
@@ -810,7 +821,19 @@ class PdqRegionsMethod:
             wholes = [hex_to_code(value) for value in variants]
         else:
             wholes = [hex_to_code(hash_pixels(rgb)[0])]
-        return _unique([*wholes, *(code.code for code in self.hasher.query(rgb))])
+        named = [("whole" if i == 0 else f"whole:{i}", code) for i, code in enumerate(wholes)]
+        named += [(code.name, code.code) for code in self.hasher.query(rgb)]
+        return _unique_named(named)
+
+    def reference_codes(self, image: Image.Image) -> list[bytes]:
+        return _unique(code for _, code in self.named_reference_codes(image))
+
+    def query_codes(self, image: Image.Image) -> list[bytes]:
+        return _unique(code for _, code in self.named_query_codes(image))
+
+    def compatible(self, reference: str, query: str) -> bool:
+        """`compatible`: the pairs the matcher counts."""
+        return compatible(reference, query)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
