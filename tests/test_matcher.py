@@ -577,10 +577,24 @@ def test_evidence_lets_anyone_recompute_the_distance(
 # ---------------------------------------------------------------------------------- batches
 
 
-@settings(max_examples=25, deadline=None)
+# Plain PDQ items (a hash, its quality at most) take the batch's fast path unless they find a
+# candidate; the odd spellings below must come out exactly as a single call words them.
+_ODD_PDQ = {
+    "upper": lambda v: v.upper(),
+    "padded": lambda v: f" {v} ",
+    "inner-space": lambda v: v[:10] + " " + v[11:],
+    "short": lambda v: v[:62],
+    "non-ascii": lambda v: v[:63] + "é",
+}
+
+
+@settings(max_examples=40, deadline=None)
 @given(
     picks=st.lists(
-        st.tuples(st.sampled_from(["near", "far", "exact", "bad", "unknown"]), st.integers(0, 40)),
+        st.tuples(
+            st.sampled_from(["near", "far", "exact", "bad", "unknown", "bool-quality", *_ODD_PDQ]),
+            st.integers(0, 40),
+        ),
         min_size=1,
         max_size=30,
     )
@@ -598,6 +612,12 @@ def test_a_batch_matches_each_item_as_a_single_call_would(
             items.append({"md5": f"{bits:032x}"})
         elif kind == "bad":
             items.append({"pdq": "xyz"})
+        elif kind == "bool-quality":
+            items.append({"pdq": flip_bits(BASE, 100 + bits, seed=bits), "pdq_quality": True})
+        elif kind in _ODD_PDQ:
+            near = bits % 2 == 0  # both a candidate (general path) and none (fast path)
+            value = flip_bits(BASE, bits if near else 100 + bits, seed=bits)
+            items.append({"pdq": _ODD_PDQ[kind](value)})
         else:
             items.append({"pdq": BASE, "pdq_quality": bits})  # quality below and above floors
     batch = two_threshold_matcher.match_many(items)

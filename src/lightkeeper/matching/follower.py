@@ -311,10 +311,17 @@ class IndexFollower:
         self, signal_type: str, codes: Sequence[bytes], radius: int
     ) -> list[list[tuple[int, int]]]:
         """For each code, the (entry id, distance) of indexed entries within `radius`."""
+        return self.search_packed(signal_type, b"".join(codes), radius)
+
+    def search_packed(
+        self, signal_type: str, packed: bytes, radius: int
+    ) -> list[list[tuple[int, int]]]:
+        """`search` for codes given end to end in one bytes object (32 bytes each)."""
+        count = len(packed) // CODE_BYTES
         index = self._hamming.get(signal_type)
-        if index is None or not codes:
-            return [[] for _ in codes]
-        queries = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, CODE_BYTES)
+        if index is None or not packed:
+            return [[] for _ in range(count)]
+        queries = np.frombuffer(packed, dtype=np.uint8).reshape(-1, CODE_BYTES)
         return index.search(queries, radius)
 
     def search_regions(

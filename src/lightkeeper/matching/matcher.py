@@ -51,7 +51,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from lightkeeper.banks import Bank, BankStore, Entry
 from lightkeeper.errors import InvalidSignal, LightkeeperError, MediaError
@@ -63,7 +63,13 @@ from lightkeeper.matching.region_index import SIGNAL_TYPE as REGION_SIGNAL_TYPE
 from lightkeeper.media.decode import DEFAULT_LIMITS, MediaLimits
 from lightkeeper.signals import registry
 from lightkeeper.signals.base import DIHEDRAL_NAMES, ImageSignalType
+from lightkeeper.signals.pdq import CODE_BYTES, HEX_DIGITS, PdqSignal
 from lightkeeper.signals.regions import RegionCode, compatible, family_of
+
+#: The batch fast path's signal type (`Matcher._match_plain`): the built-in PDQ.
+PDQ_NAME = PdqSignal.name
+_PDQ_QUALITY = f"{PDQ_NAME}_quality"
+_PDQ_HEX = HEX_DIGITS
 
 #: Rank of each variant when one entry is reached by several: the displayed hash first.
 _VARIANT_RANK = {ORIGINAL: 0, AS_STORED: 1} | {
@@ -259,16 +265,72 @@ class Matcher:
         if self._refresh_on_call:
             self.refresh()
         banks = _Banks(self._follower.banks)
-        plans: list[_Plan | MatchResult] = []
-        for hashes in items:
+        results: list[MatchResult | None] = [None] * len(items)
+        rest = self._match_plain(items, banks, results)
+        plans: dict[int, _Plan] = {}
+        for i in rest:
             try:
-                plans.append(self._plan(hashes, banks))
+                plans[i] = self._plan(items[i], banks)
             except LightkeeperError as exc:
-                plans.append(MatchResult(error=str(exc), error_type=exc.code))
-        planned = [p for p in plans if isinstance(p, _Plan)]
-        self._search_all(planned)
-        entries = self._entries(planned)
-        return [p if isinstance(p, MatchResult) else self._finish(p, entries) for p in plans]
+                results[i] = MatchResult(error=str(exc), error_type=exc.code)
+        self._search_all(list(plans.values()))
+        entries = self._entries(list(plans.values()))
+        for i, plan in plans.items():
+            results[i] = self._finish(plan, entries)
+        return [r if r is not None else MatchResult() for r in results]
+
+    def _match_plain(
+        self,
+        items: Sequence[Mapping[str, object]],
+        banks: _Banks,
+        results: list[MatchResult | None],
+    ) -> list[int]:
+        """The batch's fast path: settle every *plain* PDQ item that finds nothing, and
+        return the positions of the items left for the general path (in order).
+
+        A plain item is a lone PDQ hash, with its quality at most: what a batched lookup
+        sends. At 10,000 items the general path's per-item planning cost a third as much
+        CPU as the index search itself; here the hex of a whole group (one quality) is
+        checked and decoded in one ``bytes.fromhex``, searched in one index call, and the
+        items without a candidate (nearly all: most uploads are benign) share one result.
+        Items with a candidate, malformed ones (the general path words their error) and
+        every item while a bank has regions on go the general way, so results are the same
+        on both paths (`tests/test_matcher.py` compares them).
+        """
+        if banks.regions:
+            return list(range(len(items)))
+        rest: list[int] = []
+        groups: dict[int | None, list[int]] = {}
+        for i, hashes in enumerate(items):
+            quality = _plain_pdq(hashes)
+            if quality is False:
+                rest.append(i)
+            else:
+                groups.setdefault(quality, []).append(i)
+        for quality, members in groups.items():
+            values = [items[i][PDQ_NAME] for i in members]
+            packed = _packed_codes(cast(list[str], values))
+            if packed is None:  # a malformed value among them: let the general path say which
+                rest.extend(members)
+                continue
+            nothing = MatchResult(
+                low_quality=quality is not None and quality < banks.highest_floor(PDQ_NAME),
+                quality=quality,
+                signals=(PDQ_NAME,),
+            )
+            search = banks.search_for(PDQ_NAME, quality)
+            if search is None:  # no enabled bank takes a hash of this quality
+                for i in members:
+                    results[i] = nothing
+                continue
+            found = self._follower.search_packed(PDQ_NAME, packed, search[0])
+            for i, hits in zip(members, found, strict=True):
+                if hits:
+                    rest.append(i)
+                else:
+                    results[i] = nothing
+        rest.sort()
+        return rest
 
     # ------------------------------------------------------------------ matching
 
@@ -511,6 +573,32 @@ def _evidence(entry: Entry, bank: Bank, hit: _Hit) -> Match:
         classification=entry.classification,
         entry_code=hit.entry_code,
     )
+
+
+def _plain_pdq(hashes: Mapping[str, object]) -> int | Literal[False] | None:
+    """The quality of a plain PDQ item (None when not given), or False when the item is not
+    one: anything but a PDQ string and a whole-number quality."""
+    value = hashes.get(PDQ_NAME)
+    if not isinstance(value, str):
+        return False
+    if len(hashes) == 1:
+        return None
+    quality = hashes.get(_PDQ_QUALITY)
+    if len(hashes) != 2 or type(quality) is not int:
+        return False
+    return quality
+
+
+def _packed_codes(values: list[str]) -> bytes | None:
+    """The 32-byte codes of 64-hex-digit values, end to end; None if any value is not exactly
+    that (``bytes.fromhex`` skips spaces and accepts either case, hence the length check)."""
+    if any(len(v) != _PDQ_HEX for v in values):
+        return None
+    try:
+        packed = bytes.fromhex("".join(values))
+    except ValueError:
+        return None
+    return packed if len(packed) == CODE_BYTES * len(values) else None
 
 
 def _canonical(signal_type: str, value: object) -> str:

@@ -127,6 +127,19 @@ def _outcome(signal_type: str, value: str, result: MatchResult, reveal: bool) ->
     """A `LookupResult` as plain JSON. Built directly, not through pydantic: a batch of
     10,000 would otherwise spend more time building and re-validating models than matching
     (the response model still documents it, and the tests check the shape)."""
+    if not (result.matches or result.suppressed or result.allowed):  # nearly every item
+        return {
+            "signal_type": signal_type,
+            "value": value,
+            "matched": False,
+            "matches": [],
+            "suppressed": [],
+            "allowed": [],
+            "low_quality": result.low_quality,
+            "quality": result.quality,
+            "error": result.error,
+            "error_type": result.error_type,
+        }
     return {
         "signal_type": signal_type,
         "value": value,
