@@ -266,7 +266,8 @@ class Matcher:
             self.refresh()
         banks = _Banks(self._follower.banks)
         results: list[MatchResult | None] = [None] * len(items)
-        rest = self._match_plain(items, banks, results)
+        searched: dict[int, _Plan] = {}
+        rest = self._match_plain(items, banks, results, searched)
         plans: dict[int, _Plan] = {}
         for i in rest:
             try:
@@ -274,6 +275,7 @@ class Matcher:
             except LightkeeperError as exc:
                 results[i] = MatchResult(error=str(exc), error_type=exc.code)
         self._search_all(list(plans.values()))
+        plans.update(searched)
         entries = self._entries(list(plans.values()))
         for i, plan in plans.items():
             results[i] = self._finish(plan, entries)
@@ -284,18 +286,21 @@ class Matcher:
         items: Sequence[Mapping[str, object]],
         banks: _Banks,
         results: list[MatchResult | None],
+        searched: dict[int, _Plan],
     ) -> list[int]:
-        """The batch's fast path: settle every *plain* PDQ item that finds nothing, and
-        return the positions of the items left for the general path (in order).
+        """The batch's fast path: settle every *plain* PDQ item that finds nothing, put the
+        plans of those that found candidates in `searched` (searched already: left to judge),
+        and return the positions of the items left for the general path (in order).
 
         A plain item is a lone PDQ hash, with its quality at most: what a batched lookup
         sends. At 10,000 items the general path's per-item planning cost a third as much
         CPU as the index search itself; here the hex of a whole group (one quality) is
         checked and decoded in one ``bytes.fromhex``, searched in one index call, and the
         items without a candidate (nearly all: most uploads are benign) share one result.
-        Items with a candidate, malformed ones (the general path words their error) and
-        every item while a bank has regions on go the general way, so results are the same
-        on both paths (`tests/test_matcher.py` compares them).
+        Items with a candidate are judged as the general path judges them; malformed ones
+        (the general path words their error) and every item while a bank has regions on go
+        the general way, so results are the same on both paths (`tests/test_matcher.py`
+        compares them).
         """
         if banks.regions:
             return list(range(len(items)))
@@ -325,10 +330,17 @@ class Matcher:
                 continue
             found = self._follower.search_packed(PDQ_NAME, packed, search[0])
             for i, hits in zip(members, found, strict=True):
-                if hits:
-                    rest.append(i)
-                else:
+                if not hits:
                     results[i] = nothing
+                    continue
+                # What `_plan` would make of the item, with the index's answer filled in.
+                value = cast(str, items[i][PDQ_NAME]).lower()  # its canonical form
+                plan = _Plan(banks=banks, sha256=None, computed=[PDQ_NAME])
+                plan.quality, plan.low_quality = quality, nothing.low_quality
+                for entry_id, distance in hits:
+                    hit = _Hit(PDQ_NAME, distance, ORIGINAL, quality, value)
+                    plan.hits.setdefault(entry_id, []).append(hit)
+                searched[i] = plan
         rest.sort()
         return rest
 
