@@ -6,6 +6,7 @@ matched, by the other within one second, with no rebuild or reload of the index.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import signal
@@ -37,9 +38,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(url: str, index_dir: Path, log: Path) -> Iterator[str]:
+def _server(
+    url: str,
+    index_dir: Path,
+    log: Path,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "LIGHTKEEPER_FOLLOW_INTERVAL": "0.2"}
+    env = {**os.environ, "LIGHTKEEPER_FOLLOW_INTERVAL": "0.2", **(env or {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -53,6 +60,7 @@ def _server(url: str, index_dir: Path, log: Path) -> Iterator[str]:
                 str(port),
                 "--log-level",
                 "warning",
+                *options,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -146,3 +154,28 @@ def test_a_change_through_one_process_reaches_the_other_within_a_second(
         sa = httpx.get(f"{a}/v1/index/status", headers=headers).json()
         sb = httpx.get(f"{b}/v1/index/status", headers=headers).json()
         assert sa["signal_types"]["pdq"]["size"] == sb["signal_types"]["pdq"]["size"] == 2
+
+
+def test_serve_acts_on_matches_unless_told_not_to(tmp_path: Path) -> None:
+    """``--no-actions`` only answers; ``--actions`` acts even where the environment says 0."""
+    upload = b"not an image, matched by its SHA-256"
+    with ExitStack() as stack:
+        url = stack.enter_context(database_url(tmp_path, "sqlite"))
+        store = stack.enter_context(BankStore.open(url))
+        store.create_bank("known")
+        store.add_entry("known", "sha256", hashlib.sha256(upload).hexdigest())
+        _, key = create_key(store, "actions-test", ["match"], rate_limit=1e6)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"}
+        answers = {}
+        for name, options, env in (
+            ("off", ("--no-actions",), {}),
+            ("on", ("--actions",), {"LIGHTKEEPER_ACTIONS": "0"}),
+        ):
+            log = tmp_path / f"{name}.log"
+            with _server(url, tmp_path / "index", log, *options, env=env) as base:
+                r = httpx.post(f"{base}/v1/match", content=upload, headers=headers, timeout=30)
+                assert r.status_code == 200, r.text
+                answers[name] = r.json()
+    assert answers["off"]["decision"] == answers["on"]["decision"] == "reject"
+    assert answers["off"]["case_id"] is None and answers["off"]["actions"] == []
+    assert answers["on"]["case_id"] is not None and "block" in answers["on"]["actions"]

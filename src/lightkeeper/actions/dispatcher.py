@@ -62,6 +62,7 @@ from lightkeeper.actions.signing import (
     signature_header,
 )
 from lightkeeper.actions.webhooks import ATTEMPTS, DELIVERIES, ENDPOINTS, EVENTS, transaction
+from lightkeeper.banks import _engine
 from lightkeeper.banks.store import BankStore
 from lightkeeper.errors import InvalidRequest
 
@@ -478,18 +479,25 @@ class Dispatcher:
         cap = self.settings.per_endpoint
         full = [endpoint for endpoint, n in busy.items() if n >= cap]
 
+        due_now = (
+            select(DELIVERIES.c.id, DELIVERIES.c.endpoint_id)
+            .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
+            .where(
+                DELIVERIES.c.state == "pending",
+                DELIVERIES.c.next_attempt_at <= due_by,
+                or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until <= now),
+                ENDPOINTS.c.enabled.is_(True),
+                DELIVERIES.c.endpoint_id.not_in(full),
+            )
+        )
+        # An idle poll (nearly all of them) is a read: every worker polls every second, and a
+        # write transaction each time would queue them, and SQLite's bank writers, on the lock.
+        if _engine.read(self.store.engine, lambda c: c.execute(due_now.limit(1)).first()) is None:
+            return []
+
         def work(conn: Connection) -> list[_Claim]:
             due = (
-                select(DELIVERIES.c.id, DELIVERIES.c.endpoint_id)
-                .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
-                .where(
-                    DELIVERIES.c.state == "pending",
-                    DELIVERIES.c.next_attempt_at <= due_by,
-                    or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until <= now),
-                    ENDPOINTS.c.enabled.is_(True),
-                    DELIVERIES.c.endpoint_id.not_in(full),
-                )
-                .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
+                due_now.order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.id)
                 # A window past `limit`, so that one endpoint's backlog at the head of the
                 # queue does not hide the others' deliveries (rows left are unlocked at once).
                 .limit(limit * 4)

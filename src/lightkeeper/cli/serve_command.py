@@ -49,6 +49,12 @@ from lightkeeper.cli.bank_command import db_option
     help="Requests per second per API key, for keys that set none.",
 )
 @click.option(
+    "--actions/--no-actions",
+    default=None,
+    help="Act on matches (policy, quarantine vault, cases, webhooks) or only answer them "
+    "[default: on, unless LIGHTKEEPER_ACTIONS=0].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -63,6 +69,7 @@ def serve_command(
     max_upload_mb: int,
     max_megapixels: int,
     rate_limit: float,
+    actions: bool | None,
     log_level: str,
     db: str | None,
 ) -> None:
@@ -77,6 +84,11 @@ def serve_command(
     from lightkeeper.banks import resolve_database_url
     from lightkeeper.service.settings import ServiceSettings
 
+    if actions is None:
+        try:
+            actions = ServiceSettings.from_env().actions
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     settings = ServiceSettings(
         database_url=resolve_database_url(db),
         index_dir=index_dir,
@@ -84,6 +96,7 @@ def serve_command(
         max_pixels=max_megapixels * 1_000_000,
         rate_limit=rate_limit,
         workers=workers,
+        actions=actions,
     )
     os.environ.update(settings.to_env())
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -153,10 +153,7 @@ class ServiceSettings:
         }
         if self.index_dir is not None:
             env[INDEX_DIR.env] = str(self.index_dir)
-        # Only when off: `lightkeeper serve` has no option for it, and must not overwrite a
-        # LIGHTKEEPER_ACTIONS=0 its own environment gives the workers.
-        if not self.actions:
-            env[ACTIONS.env] = "0"
+        env[ACTIONS.env] = "1" if self.actions else "0"
         if self.vault_dir is not None:
             env[VAULT_DIR_ENV] = str(self.vault_dir)
         if self.vault_key_file is not None:
