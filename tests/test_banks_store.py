@@ -11,6 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from lightkeeper.banks import (
     BankStore,
@@ -20,7 +22,10 @@ from lightkeeper.banks import (
     WriteReport,
     resolve_database_url,
 )
+from lightkeeper.banks import store as store_module
 from lightkeeper.banks._migrate import current_revision, head_revision
+from lightkeeper.banks.audit import AUDIT
+from lightkeeper.banks.audit import HEAD as AUDIT_HEAD
 from lightkeeper.banks.models import Base
 from lightkeeper.banks.testing import backends, temporary_store
 from lightkeeper.errors import (
@@ -115,6 +120,53 @@ def test_bank_names_are_unique(store: BankStore) -> None:
     store.create_bank("two")
     with pytest.raises(Conflict):
         store.update_bank("two", rename="one")
+
+
+def test_a_name_taken_after_the_check_is_still_already_exists(
+    store: BankStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A concurrent creator commits the name between create_bank's check and its insert: the
+    # check (blinded once here) sees nothing, and the name's unique constraint refuses.
+    store.create_bank("one")
+    seen = store_module._find_bank_id
+    blinded = [False]
+
+    def check_misses_once(conn: Connection, name: str) -> int | None:
+        if not blinded[0]:
+            blinded[0] = True
+            return None
+        return seen(conn, name)
+
+    monkeypatch.setattr(store_module, "_find_bank_id", check_misses_once)
+    with pytest.raises(Conflict) as taken:
+        store.create_bank("one", description="second")
+    assert str(taken.value) == "bank 'one' already exists"
+    assert isinstance(taken.value.__cause__, IntegrityError)
+    assert [(b.name, b.description) for b in store.list_banks()] == [("one", "")]
+
+
+def test_another_constraint_failing_in_create_bank_is_not_called_a_taken_name(
+    store: BankStore,
+) -> None:
+    # Someone's hand extended the audit trail past its head: the audit insert of the next
+    # create_bank fails the unique event position, which is no bank name's conflict.
+    with store.engine.begin() as conn:
+        position = conn.execute(select(AUDIT_HEAD.c.position)).scalar_one()
+        stray = {"actor": "x", "action": "x", "subject": "x", "details": "{}"}
+        conn.execute(
+            insert(AUDIT),
+            {
+                **stray,
+                "at": datetime.now(UTC),
+                "position": position + 1,
+                "prev_hash": "0" * 64,
+                "hash": "0" * 64,
+            },
+        )
+    with pytest.raises(IntegrityError):
+        store.create_bank("fresh")
+    with pytest.raises(NotFound):
+        store.get_bank("fresh")  # the failed transaction left nothing behind
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "has space", "x" * 65, "-leading", "é"])

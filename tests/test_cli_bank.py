@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -157,6 +159,61 @@ def test_creating_a_bank_twice_is_a_conflict(db: str) -> None:
     again = lk("bank", "create", "b", db=db)
     assert again.exit_code == ExitCode.INPUT_ERRORS
     assert again.stderr == "lightkeeper: bank 'b' already exists\n"
+
+
+#: The bank settings `bank create` and `bank update` both take.
+SETTING_OPTIONS = (
+    "description",
+    "thresholds",
+    "dihedral",
+    "quality_floor",
+    "regions",
+    "region_threshold",
+)
+
+
+def test_create_and_update_take_the_same_settings_and_create_shows_a_new_banks_defaults() -> None:
+    create = {p.name: p for p in bank_command.create_command.params}
+    update = {p.name: p for p in bank_command.update_command.params}
+    for name in SETTING_OPTIONS:
+        made, changed = create[name], update[name]
+        assert isinstance(made, click.Option) and isinstance(changed, click.Option)
+        assert (made.opts, made.secondary_opts) == (changed.opts, changed.secondary_opts)
+        assert (made.type.to_info_dict(), made.metavar, made.multiple) == (
+            changed.type.to_info_dict(),
+            changed.metavar,
+            changed.multiple,
+        ), name
+        if name != "regions":  # update says what switching regions does to codes kept
+            assert made.help == changed.help, name
+    library = inspect.signature(BankStore.create_bank).parameters
+    assert create["description"].default == library["description"].default
+    assert create["dihedral"].default == library["match_dihedral"].default
+    assert create["quality_floor"].default == library["pdq_quality_floor"].default
+    assert create["regions"].default == library["regions"].default
+    assert create["region_threshold"].default == library["region_threshold"].default
+
+
+@on_every_backend
+def test_update_changes_only_the_settings_given(db: str) -> None:
+    lk("bank", "create", "b", "--description", "kept", "--threshold", "pdq=20", db=db)
+    lk("bank", "create", "other", db=db)
+    updated = lk("bank", "update", "b", "--dihedral", "--quality-floor", "70", db=db)
+    assert updated.exit_code == 0, updated.output
+    assert updated.stdout == (
+        "updated block bank 'b': pdq threshold 20, quality floor 70, dihedral on, regions off\n"
+    )
+    disabled = lk("bank", "update", "b", "--disable", "--region-threshold", "25", db=db)
+    assert disabled.stdout.startswith("updated block bank 'b' (disabled): ")
+    banks = {b["name"]: b for b in json_lines(lk("bank", "list", "--json", db=db))}
+    b = banks["b"]
+    assert (b["description"], b["thresholds"], b["match_dihedral"]) == ("kept", {"pdq": 20}, True)
+    assert (b["pdq_quality_floor"], b["regions"], b["region_threshold"]) == (70, False, 25)
+    assert b["enabled"] is False
+    assert banks["other"]["enabled"] is True and banks["other"]["match_dihedral"] is False
+    missing = lk("bank", "update", "nope", "--dihedral", db=db)
+    assert missing.exit_code == ExitCode.INPUT_ERRORS
+    assert missing.stderr == "lightkeeper: no bank named 'nope'\n"
 
 
 # ---------------------------------------------------------------------------------- store location

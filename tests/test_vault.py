@@ -416,6 +416,39 @@ def test_legal_hold_blocks_destruction_and_expiry(vault: Vault) -> None:
     assert actions == ["put", "report", "hold", "read", "release", "destroy"]
 
 
+def test_hold_and_destroy_refuse_tombstones_holds_and_unknown_ids_with_the_same_words(
+    vault: Vault,
+) -> None:
+    object_id = put(vault, content())
+    held = vault.hold(object_id, actor="legal:cy", reason="subpoena 42")
+    assert held.held_at is not None
+    day = f"{held.held_at:%Y-%m-%d}"
+    with pytest.raises(Conflict) as held_again:
+        vault.hold(object_id, actor=WHO, reason="again")
+    assert str(held_again.value) == (
+        f"vault object {object_id} is on legal hold already (by legal:cy since {day}: subpoena 42)"
+    )
+    with pytest.raises(Conflict) as destroy_held:
+        vault.destroy(object_id, actor=WHO, reason="cleanup")
+    assert str(destroy_held.value) == (
+        f"vault object {object_id} is on legal hold (by legal:cy: subpoena 42); "
+        "release the hold before destroying it"
+    )
+    vault.release_hold(object_id, actor="legal:cy", reason="case closed")
+    vault.destroy(object_id, actor="lead:bo", reason="false positive")
+    for refused in (vault.hold, vault.destroy):
+        with pytest.raises(
+            Conflict,
+            match=rf"^vault object {object_id} was destroyed on .* "
+            r"UTC by lead:bo \(false positive\)$",
+        ):
+            refused(object_id, actor=WHO, reason="too late")
+        with pytest.raises(NotFound, match=f"^no vault object {'0' * 32}$"):
+            refused("0" * 32, actor=WHO, reason="never held")
+    actions = [e.action for e in vault.access_log(object_id)]
+    assert actions == ["put", "hold", "release", "destroy"]  # refusals change nothing
+
+
 def test_expiry_follows_retain_until(store: BankStore, data_dir: Path) -> None:
     policy = RetentionPolicy(unreported=timedelta(days=90))
     vault = Vault(store, data_dir / "vault", Keyring.from_file(data_dir / "k"), policy=policy)

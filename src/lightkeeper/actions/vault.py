@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import Connection, Row, Table, func, insert, select, update
 
@@ -470,14 +470,7 @@ class Vault:
         _check_id(object_id)
 
         def work(conn: Connection) -> None:
-            row = self._row(conn, object_id)
-            if row.destroyed_at is not None:
-                raise _gone(row, Conflict)
-            if row.legal_hold:
-                raise Conflict(
-                    f"vault object {object_id} is on legal hold already "
-                    f"(by {row.held_by} since {row.held_at:%Y-%m-%d}: {row.hold_reason})"
-                )
+            self._refuse_destroyed_or_held(conn, object_id, "hold")
             now = _now()
             conn.execute(
                 update(OBJECTS)
@@ -551,14 +544,7 @@ class Vault:
         _check_id(object_id)
 
         def work(conn: Connection) -> None:
-            row = self._row(conn, object_id)
-            if row.destroyed_at is not None:
-                raise _gone(row, Conflict)
-            if row.legal_hold:
-                raise Conflict(
-                    f"vault object {object_id} is on legal hold (by {row.held_by}: "
-                    f"{row.hold_reason}); release the hold before destroying it"
-                )
+            self._refuse_destroyed_or_held(conn, object_id, "destroy")
             self._shred_row(conn, object_id, actor, reason, _now())
 
         self._write(work)
@@ -772,6 +758,27 @@ class Vault:
         if row is None:
             raise NotFound(f"no vault object {object_id}")
         return row
+
+    def _refuse_destroyed_or_held(
+        self, conn: Connection, object_id: str, change: Literal["hold", "destroy"]
+    ) -> None:
+        """What `hold` and `destroy` check first, in their transaction: `NotFound` if the vault
+        never held the object; `Conflict` if it was destroyed or is on legal hold already,
+        in words that say which of the two changes was refused."""
+        row = self._row(conn, object_id)
+        if row.destroyed_at is not None:
+            raise _gone(row, Conflict)
+        if not row.legal_hold:
+            return
+        if change == "hold":
+            raise Conflict(
+                f"vault object {object_id} is on legal hold already "
+                f"(by {row.held_by} since {row.held_at:%Y-%m-%d}: {row.hold_reason})"
+            )
+        raise Conflict(
+            f"vault object {object_id} is on legal hold (by {row.held_by}: "
+            f"{row.hold_reason}); release the hold before destroying it"
+        )
 
     def _log(
         self,

@@ -215,7 +215,13 @@ class BankStore:
 
         try:
             self._write(work)
-        except IntegrityError as exc:  # a concurrent creator won the race
+        except IntegrityError as exc:
+            # A concurrent creator that took the name after the check above (PostgreSQL; SQLite
+            # lets one writer in at a time) fails the name's unique constraint. Any other
+            # constraint (a threshold, the change log, the audit trail) is no such conflict:
+            # asking whether the name exists now tells the two apart on every database.
+            if self._read(lambda conn: _find_bank_id(conn, name)) is None:
+                raise
             raise Conflict(f"bank {name!r} already exists") from exc
         return self.get_bank(name)
 

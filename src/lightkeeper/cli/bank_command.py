@@ -123,48 +123,79 @@ def bank_group() -> None:
     """
 
 
+def bank_setting_options(*, for_update: bool) -> Callable[[F], F]:
+    """The six bank settings ``bank create`` and ``bank update`` share, declared once.
+
+    --description, --threshold, --dihedral, --quality-floor, --regions and
+    --region-threshold keep one name, type and help in both commands, so that they cannot
+    drift apart. ``create`` defaults each to what a new bank gets, and shows it; ``update``
+    leaves each unset (None, or no --threshold), which `BankStore.update_bank` reads as
+    "keep it as it is".
+    """
+
+    def setting(*decls: str, new_bank: object, **attrs: Any) -> Callable[[F], F]:
+        """An option defaulting to `new_bank` (shown in --help) on create, to None on update."""
+        if for_update:
+            return click.option(*decls, default=None, **attrs)
+        return click.option(*decls, default=new_bank, show_default=True, **attrs)
+
+    options = [
+        click.option(
+            "--description",
+            default=None if for_update else "",
+            help="What the bank holds, for people.",
+        ),
+        click.option(
+            "--threshold",
+            "thresholds",
+            multiple=True,
+            metavar="TYPE=N",
+            callback=_parse_threshold,
+            help="Largest distance that matches, per signal type (repeatable), e.g. pdq=24.",
+        ),
+        setting(
+            "--dihedral/--no-dihedral",
+            new_bank=False,
+            help="Also match the 8 rotations and flips of each photo's PDQ against this bank.",
+        ),
+        setting(
+            "--quality-floor",
+            new_bank=DEFAULT_QUALITY_FLOOR,
+            type=click.IntRange(0, 100),
+            metavar="Q",
+            help="PDQ hashes of lower quality are not matched against this bank.",
+        ),
+        setting(
+            "--regions/--no-regions",
+            new_bank=False,
+            # Where a bank is made, what regions are; where one changes, what switching does.
+            help="Region matching on or off (codes already kept stay, and match again when on)."
+            if for_update
+            else "Region matching, to catch crops and screenshots: keep the PDQ of 14 crop "
+            "windows of each image file added, and look uploads up with windows of themselves "
+            "and with the photo found in a screenshot.",
+        ),
+        setting(
+            "--region-threshold",
+            new_bank=DEFAULT_REGION_THRESHOLD,
+            type=click.IntRange(0, 256),
+            metavar="N",
+            help="Largest distance that matches when a region code takes part.",
+        ),
+    ]
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):  # decorators apply bottom-up; keep the order above
+            function = option(function)
+        return function
+
+    return decorate
+
+
 @bank_group.command("create")
 @click.argument("name")
 @click.option("--allow", is_flag=True, help="An allow bank (known false positives).")
-@click.option("--description", default="", help="What the bank holds, for people.")
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="TYPE=N",
-    callback=_parse_threshold,
-    help="Largest distance that matches, per signal type (repeatable), e.g. pdq=24.",
-)
-@click.option(
-    "--dihedral/--no-dihedral",
-    default=False,
-    show_default=True,
-    help="Also match the 8 rotations and flips of each photo's PDQ against this bank.",
-)
-@click.option(
-    "--quality-floor",
-    type=click.IntRange(0, 100),
-    default=DEFAULT_QUALITY_FLOOR,
-    show_default=True,
-    metavar="Q",
-    help="PDQ hashes of lower quality are not matched against this bank.",
-)
-@click.option(
-    "--regions/--no-regions",
-    default=False,
-    show_default=True,
-    help="Region matching, to catch crops and screenshots: keep the PDQ of 14 crop windows "
-    "of each image file added, and look uploads up with windows of themselves and with the "
-    "photo found in a screenshot.",
-)
-@click.option(
-    "--region-threshold",
-    type=click.IntRange(0, 256),
-    default=DEFAULT_REGION_THRESHOLD,
-    show_default=True,
-    metavar="N",
-    help="Largest distance that matches when a region code takes part.",
-)
+@bank_setting_options(for_update=False)
 @db_option
 def create_command(
     name: str,
@@ -194,39 +225,7 @@ def create_command(
 
 @bank_group.command("update")
 @click.argument("name")
-@click.option("--description", default=None, help="What the bank holds, for people.")
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="TYPE=N",
-    callback=_parse_threshold,
-    help="Largest distance that matches, per signal type (repeatable), e.g. pdq=24.",
-)
-@click.option(
-    "--dihedral/--no-dihedral",
-    default=None,
-    help="Also match the 8 rotations and flips of each photo's PDQ against this bank.",
-)
-@click.option(
-    "--quality-floor",
-    type=click.IntRange(0, 100),
-    default=None,
-    metavar="Q",
-    help="PDQ hashes of lower quality are not matched against this bank.",
-)
-@click.option(
-    "--regions/--no-regions",
-    default=None,
-    help="Region matching on or off (codes already kept stay, and match again when on).",
-)
-@click.option(
-    "--region-threshold",
-    type=click.IntRange(0, 256),
-    default=None,
-    metavar="N",
-    help="Largest distance that matches when a region code takes part.",
-)
+@bank_setting_options(for_update=True)
 @click.option(
     "--enable/--disable", "enabled", default=None, help="Let the bank match, or keep it out."
 )
