@@ -1,6 +1,7 @@
 """Run every benchmark in bench/ one after another (`make bench`); each writes its own results.
 
-python bench/run.py [NAME ...]      # names: hashing, index, import, scan, service (default: all)
+python bench/run.py [NAME ...]      # names: hashing, index, import, scan, service, actions
+                                    # (default: all)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ BENCHES = {
     "import": [sys.executable, str(HERE / "import_bench.py")],
     "scan": [sys.executable, str(HERE / "scan_bench.py")],
     "service": [sys.executable, str(HERE / "service_bench.py")],
+    "actions": [sys.executable, str(HERE / "actions_bench.py")],
 }
 
 

@@ -66,7 +66,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -448,7 +448,17 @@ def worker_pids(parent: int) -> list[int]:
 
 
 @contextmanager
-def running_server(db: Path, index_dir: Path, workers: int, log: Path) -> Iterator[Server]:
+def running_server(
+    db: Path | str,
+    index_dir: Path,
+    workers: int,
+    log: Path,
+    *,
+    options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """`lightkeeper serve` on a free loopback port over `db` (an SQLite path or a URL), with
+    extra `options` and the environment `env` (None: this process's), until the block ends."""
     port = free_port()
     command = [
         *lightkeeper_command(),
@@ -463,10 +473,11 @@ def running_server(db: Path, index_dir: Path, workers: int, log: Path) -> Iterat
         str(port),
         "--log-level",
         "info",  # uvicorn's "Application startup complete." tells when each worker is up
+        *options,
     ]
     started = time.perf_counter()
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     workers_seen: list[int] = []
     try:
