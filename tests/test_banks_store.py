@@ -145,11 +145,9 @@ def test_a_name_taken_after_the_check_is_still_already_exists(
     assert [(b.name, b.description) for b in store.list_banks()] == [("one", "")]
 
 
-def test_another_constraint_failing_in_create_bank_is_not_called_a_taken_name(
-    store: BankStore,
-) -> None:
-    # Someone's hand extended the audit trail past its head: the audit insert of the next
-    # create_bank fails the unique event position, which is no bank name's conflict.
+def _extend_audit_trail_behind_its_head(store: BankStore) -> None:
+    """Someone's hand extends the audit trail past its head: the next audited change fails
+    the unique event position, which is no bank name's conflict."""
     with store.engine.begin() as conn:
         position = conn.execute(select(AUDIT_HEAD.c.position)).scalar_one()
         stray = {"actor": "x", "action": "x", "subject": "x", "details": "{}"}
@@ -163,10 +161,27 @@ def test_another_constraint_failing_in_create_bank_is_not_called_a_taken_name(
                 "hash": "0" * 64,
             },
         )
+
+
+def test_another_constraint_failing_in_create_bank_is_not_called_a_taken_name(
+    store: BankStore,
+) -> None:
+    _extend_audit_trail_behind_its_head(store)
     with pytest.raises(IntegrityError):
         store.create_bank("fresh")
     with pytest.raises(NotFound):
         store.get_bank("fresh")  # the failed transaction left nothing behind
+
+
+def test_another_constraint_failing_in_update_bank_is_not_called_a_taken_name(
+    store: BankStore,
+) -> None:
+    store.create_bank("old")
+    _extend_audit_trail_behind_its_head(store)
+    for change in ({"description": "new"}, {"rename": "new"}):
+        with pytest.raises(IntegrityError):
+            store.update_bank("old", **change)  # type: ignore[arg-type]
+    assert [(b.name, b.description) for b in store.list_banks()] == [("old", "")]
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "has space", "x" * 65, "-leading", "é"])

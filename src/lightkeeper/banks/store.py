@@ -317,6 +317,9 @@ class BankStore:
         try:
             self._write(work)
         except IntegrityError as exc:
+            # As in `create_bank`: only a rename that lost a race for the name is a conflict.
+            if rename is None or self._read(lambda conn: _find_bank_id(conn, rename)) is None:
+                raise
             raise Conflict(f"bank {rename!r} already exists") from exc
         return self.get_bank(rename or name)
 
