@@ -3,7 +3,9 @@
 # (Debian/Ubuntu, as root): a C compiler and Python's headers for the compiled cores, venv
 # support, curl (the README's first request), and PostgreSQL's server binaries (initdb,
 # postgres), with which the tests start a throwaway server of their own
-# (lightkeeper/banks/pgserver.py). The package's own cluster is
+# (lightkeeper/banks/pgserver.py), and Debian's Chromium, in which the tests drive the
+# reviewer pages (Playwright launches /usr/bin/chromium; it never downloads a browser of its
+# own). The PostgreSQL package's own cluster is
 # neither created nor started: nothing listens on port 5432 afterwards.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
@@ -29,6 +31,8 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 have_postgres_server || missing+=(postgresql)
 # The README's first request (tests/test_readme_service.py runs it).
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The reviewer pages' browser tests (tests/test_review_browser.py).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

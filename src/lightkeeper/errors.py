@@ -16,9 +16,11 @@
     ├── PluginError                a signal-type plug-in is broken or clashes with another
     ├── InvalidPolicy              a policy document is malformed (field, action, range …)
     ├── WebhookSignatureError      a webhook signature header that is malformed, wrong or stale
+    ├── NcmecError                 NCMEC's CyberTipline API refused a call or could not be reached
     ├── StoreError                 (banks) the store cannot do what was asked
     │   ├── NotFound
     │   ├── Conflict
+    │   │   └── RevealCapReached   a reviewer used up today's reveals of clear images
     │   ├── InvalidRequest         a bank name, kind, threshold or option not allowed
     │   ├── StoreBusy              the database stayed locked by another writer
     │   ├── StoreUnavailable       no database server could be started or reached
@@ -137,6 +139,22 @@ class WebhookSignatureError(LightkeeperError):
     http_status = 401
 
 
+class NcmecError(LightkeeperError):
+    """A call to NCMEC's CyberTipline API failed: refused credentials (HTTP 401), a non-zero
+    ``responseCode`` (validation, unknown or finished report …), or no answer after every
+    retry. `response_code` is NCMEC's code when it gave one, `status` the HTTP status."""
+
+    code = "ncmec"
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, response_code: int | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.response_code = response_code
+        self.status = status
+
+
 class StoreError(LightkeeperError):
     code = "store_error"
 
@@ -149,6 +167,13 @@ class NotFound(StoreError):
 class Conflict(StoreError):
     code = "conflict"
     http_status = 409
+
+
+class RevealCapReached(Conflict):
+    """A reviewer has revealed as many clear images today (UTC) as their cap allows; nothing
+    was revealed or recorded (`lightkeeper.review.exposure`)."""
+
+    code = "reveal_cap_reached"
 
 
 class InvalidRequest(StoreError):

@@ -336,7 +336,12 @@ class ApiKeyRow(Base):
 
 class AuditEventRow(Base):
     __tablename__ = "audit_events"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        # "Was this file ever viewed?" (review.reveal events of one recorded match) and other
+        # questions about one subject, without reading the whole trail (migration 0008).
+        Index("ix_audit_events_action_subject", "action", "subject"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -485,6 +490,8 @@ class CaseRow(Base):
         CheckConstraint("priority IS NULL OR priority BETWEEN 1 AND 9", name="priority"),
         # The review queue: open cases, most urgent first, oldest first.
         Index("ix_cases_status_priority_first_seen_at", "status", "priority", "first_seen_at"),
+        # Figures over a period (lightkeeper.reporting.transparency; migration 0008).
+        Index("ix_cases_first_seen_at", "first_seen_at"),
         {"sqlite_autoincrement": True},
     )
 
@@ -526,3 +533,253 @@ class CaseMatchRow(Base):
     decision: Mapped[str] = mapped_column(Text)
     #: The vault object holding the upload, when it was quarantined.
     vault_object_id: Mapped[str | None] = mapped_column(ForeignKey("vault_objects.id"), unique=True)
+
+
+# ---------------------------------------------------------------- review and reporting (issue 7)
+#
+# - ``reviewers``: people who review cases: a unique user name, a role (``reviewer``,
+#   ``senior`` — decides escalations and appeals — or ``admin``), a password hash (Argon2id;
+#   None for an account that signs in only through a trusted reverse-proxy header), and an
+#   optional per-person cap on reveals per day (None: the service's setting).
+# - ``review_sessions``: signed-in browser sessions. Only the SHA-256 of the session token is
+#   kept (the token is 256 random bits), with the CSRF token its forms must carry.
+# - ``case_reviews``: one per reviewed case, its review state now: ``escalated`` (waiting for
+#   a senior reviewer), ``awaiting_approval`` (confirmed by one person; the two-person rule
+#   wants a second), ``confirmed``, ``false_positive`` or ``reversed`` (an upheld appeal),
+#   with the classification (A1/A2/B1/B2) and who confirmed and approved. A case with no row
+#   has not been decided. ``cases.status`` follows: ``decided`` once confirmed, ``closed``
+#   after a false positive or a reversal, ``reported`` once a report is finished.
+# - ``review_decisions``: every decision ever taken, never updated: the history behind
+#   ``case_reviews`` (who, when, what, with which classification and annotations).
+# - ``review_reveals``: every time a person saw the clear image of one recorded match (the
+#   default view is a blurred greyscale derivative). Also an audit event; reports read
+#   ``fileViewedByEsp`` from the audit trail, and the exposure counters from here.
+# - ``negative_feedback``: a list entry judged wrong for this platform (a false-positive
+#   decision or an upheld appeal), to export to the list's provider: bank, entry, signal
+#   type, list version; ``exported_at`` once handed over.
+# - ``appeals``: a user's appeal against a case, and a senior reviewer's answer.
+# - ``reports``: NCMEC CyberTipline reports made from confirmed cases: their state in the
+#   submission flow, NCMEC's report id, and the exact report XML sent.
+# - ``report_files``: the files of a report: which recorded match, NCMEC's file id, and
+#   whether a person at the provider viewed it (from the audit trail, when the report was
+#   built).
+# - ``report_calls``: every call made to NCMEC's API for a report, with the exact payload
+#   sent (file bytes by SHA-256 and size only) and the answer.
+
+REVIEWER_ROLES = ("reviewer", "senior", "admin")
+REVIEW_STATES = ("escalated", "awaiting_approval", "confirmed", "false_positive", "reversed")
+DECISION_KINDS = (
+    "confirm",
+    "false_positive",
+    "escalate",
+    "approve",
+    "disapprove",
+    "appeal_upheld",
+    "appeal_denied",
+)
+CLASSIFICATIONS = ("A1", "A2", "B1", "B2")
+FEEDBACK_REASONS = ("false_positive", "appeal_upheld")
+APPEAL_STATUSES = ("open", "upheld", "denied")
+REPORT_STATES = ("draft", "submitted", "files_uploaded", "finished", "retracted", "failed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class ReviewerRow(Base):
+    __tablename__ = "reviewers"
+    __table_args__ = (
+        CheckConstraint(_in("role", REVIEWER_ROLES), name="role"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    #: Argon2id hash (PHC string); None: signs in only through the trusted proxy header.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Reveals allowed per day for this person; None: the service's setting.
+    daily_reveal_cap: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReviewSessionRow(Base):
+    __tablename__ = "review_sessions"
+
+    #: SHA-256 (hex) of the session token; the token itself is never stored.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("reviewers.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class CaseReviewRow(Base):
+    __tablename__ = "case_reviews"
+    __table_args__ = (
+        CheckConstraint(_in("state", REVIEW_STATES), name="state"),
+        CheckConstraint(
+            f"classification IS NULL OR {_in('classification', CLASSIFICATIONS)}",
+            name="classification",
+        ),
+    )
+
+    case_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("cases.id"), primary_key=True, autoincrement=False
+    )
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    classification: Mapped[str | None] = mapped_column(String(2))
+    #: JSON list of short annotation strings.
+    annotations: Mapped[str] = mapped_column(Text)
+    confirmed_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("reviewers.id"))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    approved_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("reviewers.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ReviewDecisionRow(Base):
+    __tablename__ = "review_decisions"
+    __table_args__ = (
+        CheckConstraint(_in("kind", DECISION_KINDS), name="kind"),
+        CheckConstraint(
+            f"classification IS NULL OR {_in('classification', CLASSIFICATIONS)}",
+            name="classification",
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("reviewers.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    classification: Mapped[str | None] = mapped_column(String(2))
+    #: JSON list of short annotation strings.
+    annotations: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+
+
+class ReviewRevealRow(Base):
+    __tablename__ = "review_reveals"
+    __table_args__ = (
+        # Exposure counters: one person's reveals in one day.
+        Index("ix_review_reveals_reviewer_id_at", "reviewer_id", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    reviewer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("reviewers.id"))
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    case_match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("case_matches.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(200))
+
+
+class NegativeFeedbackRow(Base):
+    __tablename__ = "negative_feedback"
+    __table_args__ = (
+        CheckConstraint(_in("reason", FEEDBACK_REASONS), name="reason"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    bank: Mapped[str] = mapped_column(String(200), index=True)
+    #: The bank entry judged wrong (no foreign key: the entry may be removed later).
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    signal_type: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    list_name: Mapped[str | None] = mapped_column(String(200))
+    list_version: Mapped[str | None] = mapped_column(String(200))
+    distance: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    exported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AppealRow(Base):
+    __tablename__ = "appeals"
+    __table_args__ = (
+        CheckConstraint(_in("status", APPEAL_STATUSES), name="status"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    #: The platform's opaque reference of the person appealing.
+    uploader: Mapped[str | None] = mapped_column(String(200))
+    statement: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("reviewers.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ReportRow(Base):
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_in("state", REPORT_STATES), name="state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    #: NCMEC's report id, once the submit call answered with one.
+    ncmec_report_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: The report XML exactly as submitted.
+    xml: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReportFileRow(Base):
+    __tablename__ = "report_files"
+    __table_args__ = (
+        UniqueConstraint("report_id", "case_match_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("reports.id", ondelete="CASCADE"), index=True
+    )
+    case_match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("case_matches.id"))
+    #: NCMEC's file id, once the upload call answered with one.
+    ncmec_file_id: Mapped[str | None] = mapped_column(String(64))
+    #: Whether a person at the provider viewed the file, from the audit trail.
+    viewed_by_esp: Mapped[bool] = mapped_column(Boolean)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    fileinfo_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ReportCallRow(Base):
+    __tablename__ = "report_calls"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("reports.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: status, submit, upload, fileinfo, finish or retract.
+    step: Mapped[str] = mapped_column(String(16))
+    #: The exact request sent (for an upload: the file's SHA-256 and size, never its bytes).
+    request: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(500))

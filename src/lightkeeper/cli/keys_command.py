@@ -8,7 +8,7 @@ import click
 
 from lightkeeper.cli.bank_command import db_option, open_store
 
-_SCOPES = ("hash", "match", "lookup", "bank:read", "bank:write", "admin")
+_SCOPES = ("hash", "match", "lookup", "bank:read", "bank:write", "appeal", "admin")
 
 
 @click.group("keys")
@@ -22,6 +22,7 @@ def keys_group() -> None:
       lookup      look up hashes (same evidence)
       bank:read   read banks and their entries, hash values included
       bank:write  create, change and delete banks, entries and imports
+      appeal      file users' appeals against cases, and follow them
       admin       everything, plus metrics and the audit trail
 
     A key is shown once, when it is created; only its SHA-256 is stored.

@@ -28,8 +28,11 @@ from lightkeeper.cli.keys_command import keys_group
 from lightkeeper.cli.match_command import match_command
 from lightkeeper.cli.output import error
 from lightkeeper.cli.policy_command import policy_group
+from lightkeeper.cli.report_command import report_group
+from lightkeeper.cli.review_command import appeals_group, feedback_group, reviewers_group
 from lightkeeper.cli.scan_command import scan_command
 from lightkeeper.cli.serve_command import serve_command
+from lightkeeper.cli.transparency_command import transparency_command
 from lightkeeper.cli.vault_command import vault_group
 from lightkeeper.cli.webhooks_command import webhooks_group
 from lightkeeper.errors import LightkeeperError, PluginError
@@ -105,3 +108,8 @@ main.add_command(audit_group)
 main.add_command(policy_group)
 main.add_command(cases_group)
 main.add_command(actions_group)
+main.add_command(report_group)
+main.add_command(reviewers_group)
+main.add_command(appeals_group)
+main.add_command(feedback_group)
+main.add_command(transparency_command)

@@ -12,6 +12,11 @@ One dependency, installed on the whole application, enforces it for every route:
 
 Public routes are the health probes only (``/healthz``, ``/readyz``, HMA's ``/status``),
 which reveal nothing but "up" or "not ready", and the OpenAPI document.
+
+The reviewer UI (``/review/…``, `lightkeeper.service.web`) is for people, not keys: an
+application of its own mounted there, guarded by its own session sign-in, so `AuthenticateFirst`
+lets its paths through and this module's dependency never runs on them. No API route reads
+the UI's session cookie: a signed-in reviewer's browser has no access to the API.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ SCOPE_KEY = "x-required-scope"
 #: Where the authenticated key is kept in the ASGI scope for the rest of the request.
 _KEY_SCOPE = "lightkeeper.key"
 PUBLIC = "public"
+#: Where the reviewer UI lives.
+REVIEW_PREFIX = "/review"
 #: Rate-limit tokens a request costs per hash beyond the first hundred of a batch.
 BATCH_COST_PER_HASH = 0.01
 
@@ -39,6 +46,11 @@ def needs(scope: str) -> dict[str, Any]:
     if scope == PUBLIC:
         return {SCOPE_KEY: PUBLIC, "security": []}
     return {SCOPE_KEY: scope, "security": [{"bearer": []}, {"apiKeyHeader": []}]}
+
+
+def is_review_path(path: str) -> bool:
+    """Whether a request path belongs to the reviewer UI (guarded by its own sign-in)."""
+    return path == REVIEW_PREFIX or path.startswith(REVIEW_PREFIX + "/")
 
 
 def secret_of(request: Request) -> str | None:
@@ -79,15 +91,19 @@ def authenticate(request: Request) -> ApiKey:
 
 class AuthenticateFirst:
     """Refuses (401) a request without a valid key before anything reads its body, except on
-    the public paths: a caller without a key learns nothing from how its body is parsed, and
-    costs no parsing."""
+    the public paths and the reviewer UI's (which checks its own sessions): a caller without
+    a key learns nothing from how its body is parsed, and costs no parsing."""
 
     def __init__(self, app: ASGIApp, public_paths: Callable[[], Set[str]]) -> None:
         self.app = app
         self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self.public_paths():
+        if (
+            scope["type"] == "http"
+            and not is_review_path(scope["path"])
+            and scope["path"] not in self.public_paths()
+        ):
             request = Request(scope, receive)
             try:
                 authenticate(request)

@@ -6,7 +6,9 @@ Routes (all documented in the OpenAPI document at ``/openapi.json``, browsable a
 - the routes of Meta's Hasher-Matcher-Actioner 2.0 (``/h/hash``, ``/m/…``, ``/c/…``,
   ``/status``), same shapes, so that HMA integrations switch by changing the base URL
   (`lightkeeper.service.routes.hma`);
-- ``/healthz``, ``/readyz`` and ``/metrics``.
+- ``/healthz``, ``/readyz`` and ``/metrics``;
+- ``/review/…`` — the reviewer web UI, for people signed in, not API keys
+  (`lightkeeper.service.web`).
 
 Errors: every deliberate error (`lightkeeper.errors`) becomes its ``http_status`` with
 ``{"error": {"code": …, "message": …}}`` on Lightkeeper's routes, and HMA's
@@ -36,6 +38,7 @@ from lightkeeper.service.ratelimit import retry_after_header
 from lightkeeper.service.runtime import Runtime
 from lightkeeper.service.settings import ServiceSettings
 from lightkeeper.service.uploads import BodyLimit
+from lightkeeper.service.web import install as install_web
 
 log = logging.getLogger("lightkeeper.service")
 
@@ -105,16 +108,28 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             response.headers["Retry-After"] = retry_after_header(exc.retry_after)
         return response
 
+    from lightkeeper.service.routes import appeals as appeal_routes
     from lightkeeper.service.routes import banks, cases, hashing, hma, matching, policy, status
     from lightkeeper.service.routes import webhooks as webhook_routes
 
-    for module in (hashing, matching, banks, policy, cases, webhook_routes, status, hma):
+    for module in (
+        hashing,
+        matching,
+        banks,
+        policy,
+        cases,
+        appeal_routes,
+        webhook_routes,
+        status,
+        hma,
+    ):
         app.include_router(module.router)
     app.add_middleware(AuthenticateFirst, public_paths=lambda: _public_paths(app))
     app.add_middleware(BodyLimit, limit=chosen.max_upload_bytes)
     if chosen.hot_path:
         app.add_middleware(LookupHotPath, fastapi_app=app)
     install_metrics(app)
+    install_web(app)  # the reviewer UI under /review, its headers outermost
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -8,6 +8,7 @@ request costs microseconds instead of an Argon2 call's tens of milliseconds.
 
 Scopes (`SCOPES`) say what a key may do. ``admin`` implies every other scope. Matching scopes
 (``hash``, ``match``, ``lookup``) never reveal a bank's hash values; only ``bank:read`` does.
+``appeal`` lets a platform's backend file its users' appeals against cases and follow them.
 
 `KeyRing` is the service's view: every key, cached in memory and reloaded at most once a
 second (or at once when an unknown key arrives, at most a few times a second), so that a key
@@ -37,7 +38,7 @@ from lightkeeper.errors import InvalidRequest, NotFound
 KEYS = cast(Table, ApiKeyRow.__table__)
 
 #: Every scope, in the order the documentation lists them.
-SCOPES = ("hash", "match", "lookup", "bank:read", "bank:write", "admin")
+SCOPES = ("hash", "match", "lookup", "bank:read", "bank:write", "appeal", "admin")
 KEY_PREFIX = "lk_"
 _SHOWN_CHARS = 10
 

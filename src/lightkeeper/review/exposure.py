@@ -1,0 +1,267 @@
+"""Reveals of clear images, and each reviewer's exposure to them per day.
+
+The reviewer UI shows a blurred, greyscale derivative by default; the clear image of one
+recorded match is shown only on an explicit reveal, through `reveal`, which:
+
+1. refuses, recording nothing, once the reviewer has used up their reveals for the UTC day
+   (their account's cap, else ``LIGHTKEEPER_REVIEW_REVEAL_CAP``): `RevealCapReached`;
+2. reads the quarantined copy from the vault, as ``reviewer:<name>`` with the reason (the
+   vault logs that read like any other);
+3. records, in one transaction, a ``review_reveals`` row (the exposure counter) and a
+   ``review.reveal`` audit event (subject ``case-match/<id>``): the proof that a person saw
+   the file. The cap is counted again inside that transaction, so two reveals racing for
+   the last one of the day cannot both pass.
+
+Only then are the bytes returned. Recording after the vault read, not before, keeps the
+audit trail truthful both ways: a read that fails (a destroyed object, a tampered file)
+leaves no ``review.reveal`` behind, and bytes whose reveal could not be recorded are dropped,
+never shown.
+
+`was_viewed` answers from the audit trail, not from ``review_reveals``: the trail is the
+hash-chained record a report's ``fileViewedByEsp`` must rest on (see docs/review.md). Reads
+of the vault by the system (derivatives, report uploads) are not reveals and count as no view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, func, insert, select
+
+from lightkeeper.actions.cases import CASE_MATCHES
+from lightkeeper.actions.vault import OBJECTS, Vault
+from lightkeeper.banks import _engine
+from lightkeeper.banks.audit import AUDIT, acting_as, record
+from lightkeeper.banks.models import ReviewRevealRow
+from lightkeeper.banks.store import BankStore
+from lightkeeper.errors import InvalidRequest, NotFound, RevealCapReached
+from lightkeeper.review.accounts import Reviewer, active_in, load_in
+from lightkeeper.review.settings import DEFAULT_SETTINGS, ReviewSettings
+
+__all__ = [
+    "REVEALS",
+    "REVEAL_ACTION",
+    "Exposure",
+    "RevealCapReached",
+    "exposure_today",
+    "reveal",
+    "viewed_matches",
+    "was_viewed",
+]
+
+REVEALS = cast(Table, ReviewRevealRow.__table__)
+#: The audit action of a reveal; its subject is ``case-match/<id>``.
+REVEAL_ACTION = "review.reveal"
+MAX_REASON_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One reviewer's reveals on one UTC day, against their cap."""
+
+    reviewer: str
+    day: date
+    reveals: int
+    cap: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.cap - self.reveals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reviewer": self.reviewer,
+            "day": self.day.isoformat(),
+            "reveals": self.reveals,
+            "cap": self.cap,
+            "remaining": self.remaining,
+        }
+
+
+def subject_of(case_match_id: int) -> str:
+    """The audit subject of a reveal of one recorded match."""
+    return f"case-match/{case_match_id}"
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _cap(reviewer: Reviewer, settings: ReviewSettings) -> int:
+    return (
+        settings.daily_reveal_cap
+        if reviewer.daily_reveal_cap is None
+        else reviewer.daily_reveal_cap
+    )
+
+
+def _count_in(conn: Connection, reviewer_id: int, day: date) -> int:
+    start, end = _day_bounds(day)
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(REVEALS)
+            .where(REVEALS.c.reviewer_id == reviewer_id, REVEALS.c.at >= start, REVEALS.c.at < end)
+        ).scalar_one()
+    )
+
+
+def exposure_today(
+    store: BankStore, reviewer: Reviewer, settings: ReviewSettings = DEFAULT_SETTINGS
+) -> Exposure:
+    """The reviewer's reveals so far this UTC day, and their cap."""
+
+    def work(conn: Connection) -> Exposure:
+        current = load_in(conn, reviewer.id)
+        day = datetime.now(UTC).date()
+        return Exposure(
+            current.username, day, _count_in(conn, current.id, day), _cap(current, settings)
+        )
+
+    return _engine.read(store.engine, work)
+
+
+def _refuse(exposure: Exposure) -> RevealCapReached:
+    return RevealCapReached(
+        f"{exposure.reviewer} has revealed {exposure.reveals} of {exposure.cap} clear images "
+        f"allowed today (UTC); the count starts again at midnight UTC. The blurred view "
+        "stays available."
+    )
+
+
+def reveal(
+    store: BankStore,
+    vault: Vault,
+    reviewer: Reviewer,
+    case_match_id: int,
+    *,
+    reason: str = "review",
+    settings: ReviewSettings = DEFAULT_SETTINGS,
+) -> tuple[bytes, str]:
+    """The clear content of one recorded match and its media type, for a person to see;
+    audited and counted (see the module docstring).
+
+    `RevealCapReached` (a `Conflict`) over the day's cap, `NotFound` for no such match or one
+    with no quarantined copy (its policy did not quarantine it, or the copy was destroyed),
+    `Forbidden` for a disabled account.
+    """
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON_CHARS or "\x00" in reason:
+        raise InvalidRequest(f"a reveal needs a reason of 1 to {MAX_REASON_CHARS} characters")
+
+    def check(conn: Connection) -> tuple[Any, Reviewer]:
+        person = active_in(conn, reviewer)
+        match = conn.execute(
+            select(
+                CASE_MATCHES.c.case_id,
+                CASE_MATCHES.c.media_type,
+                CASE_MATCHES.c.vault_object_id,
+            ).where(CASE_MATCHES.c.id == case_match_id)
+        ).first()
+        if match is None:
+            raise NotFound(f"no recorded match {case_match_id}")
+        if match.vault_object_id is None:
+            raise NotFound(
+                f"recorded match {case_match_id} has no copy in the vault (its policy did not "
+                "quarantine it): there is no clear image to reveal"
+            )
+        destroyed = conn.execute(
+            select(OBJECTS.c.destroyed_at).where(OBJECTS.c.id == match.vault_object_id)
+        ).scalar()
+        if destroyed is not None:
+            raise NotFound(
+                f"the vault copy of recorded match {case_match_id} was destroyed "
+                f"({destroyed:%Y-%m-%d}): there is no clear image to reveal"
+            )
+        day = datetime.now(UTC).date()
+        exposure = Exposure(
+            person.username, day, _count_in(conn, person.id, day), _cap(person, settings)
+        )
+        if exposure.remaining == 0:
+            raise _refuse(exposure)
+        return match, person
+
+    match, person = _engine.read(store.engine, check)
+    data = vault.read(match.vault_object_id, actor=person.actor, reason=f"reveal: {reason}")
+
+    def work(conn: Connection) -> None:
+        now = datetime.now(UTC)
+        current = active_in(conn, person)
+        day = now.date()
+        exposure = Exposure(
+            current.username, day, _count_in(conn, current.id, day), _cap(current, settings)
+        )
+        if exposure.remaining == 0:  # another reveal took the last one meanwhile
+            raise _refuse(exposure)
+        conn.execute(
+            insert(REVEALS),
+            {
+                "reviewer_id": current.id,
+                "case_id": match.case_id,
+                "case_match_id": case_match_id,
+                "at": now,
+                "reason": reason,
+            },
+        )
+        with acting_as(current.actor):
+            record(
+                conn,
+                REVEAL_ACTION,
+                subject_of(case_match_id),
+                {"case_id": int(match.case_id), "reviewer": current.username, "reason": reason},
+                at=now,
+            )
+
+    _engine.write(store.engine, work)
+    return data, str(match.media_type)
+
+
+def was_viewed(conn: Connection, case_match_id: int) -> bool:
+    """Whether a person revealed this recorded match, by the audit trail (read in `conn`'s
+    transaction)."""
+    return case_match_id in _viewed_in(conn, [case_match_id])
+
+
+def viewed_matches(store: BankStore, case_id: int) -> set[int]:
+    """The ids of the case's recorded matches a person revealed (by the audit trail)."""
+
+    def work(conn: Connection) -> set[int]:
+        ids = conn.execute(select(CASE_MATCHES.c.id).where(CASE_MATCHES.c.case_id == case_id))
+        return _viewed_in(conn, [int(i) for i in ids.scalars()])
+
+    return _engine.read(store.engine, work)
+
+
+def _viewed_in(conn: Connection, case_match_ids: list[int]) -> set[int]:
+    """Those of these recorded matches that the audit trail shows revealed.
+
+    A reveal cannot come before its match was recorded, so only events since then are read
+    (through the index on the events' time; a day earlier, for clocks that disagree).
+    """
+    seen: set[int] = set()
+    for start in range(0, len(case_match_ids), 500):
+        chunk = case_match_ids[start : start + 500]
+        since = conn.execute(
+            select(func.min(CASE_MATCHES.c.at)).where(CASE_MATCHES.c.id.in_(chunk))
+        ).scalar()
+        if since is None:
+            continue
+        if not isinstance(since, datetime):  # SQLite gives an aggregate back as text
+            since = datetime.fromisoformat(str(since))
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        by_subject = {subject_of(i): i for i in chunk}
+        subjects = conn.execute(
+            select(AUDIT.c.subject)
+            .where(
+                AUDIT.c.action == REVEAL_ACTION,
+                AUDIT.c.subject.in_(list(by_subject)),
+                AUDIT.c.at >= since - timedelta(days=1),
+            )
+            .distinct()
+        ).scalars()
+        seen.update(by_subject[s] for s in subjects)
+    return seen

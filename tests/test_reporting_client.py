@@ -1,0 +1,343 @@
+"""The CyberTipline client against the contract server (a real HTTP server on loopback that
+enforces NCMEC's published contract): Basic auth on every call, the documented answers, the
+report's states (open, finished, retracted) and their refusals, retries with backoff on
+connection errors and 5xx only, and every attempt written down before it is sent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from lightkeeper.errors import InvalidRequest, NcmecError
+from lightkeeper.reporting.cybertipline import (
+    FileFacts,
+    ReportFacts,
+    file_details_xml,
+    report_xml,
+)
+from lightkeeper.reporting.ncmec_client import (
+    CyberTiplineClient,
+    NcmecResponse,
+    Step,
+    parse_response,
+)
+from lightkeeper.reporting.ncmec_contract import CODES, ContractServer
+from lightkeeper.reporting.settings import ReporterProfile, ReportingSettings
+
+USER, PASSWORD = "usr123", "pswd123"
+PROFILE = ReporterProfile.from_dict(
+    {
+        "reporting_person": {"first_name": "Ana", "last_name": "Silva", "email": "a@example.org"},
+        "company_template": "Example Inc.",
+    }
+)
+PHOTO = b"\xff\xd8\xff\xe0 not really a jpeg, benign bytes"
+
+
+class Journal:
+    """Remembers every attempt, as `reports` would write them to report_calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def before(self, step: Step, request: str) -> int:
+        self.calls.append({"step": step, "request": request, "answered": False})
+        return len(self.calls) - 1
+
+    def after(
+        self,
+        handle: int,
+        *,
+        status: int | None,
+        response: str | None,
+        error: str | None,
+        parsed: NcmecResponse | None,
+    ) -> None:
+        self.calls[handle].update(
+            answered=True, status=status, response=response, error=error, parsed=parsed
+        )
+
+
+@pytest.fixture
+def server() -> Iterator[ContractServer]:
+    with ContractServer(USER, PASSWORD) as running:
+        yield running
+
+
+def make_client(server: ContractServer, **options: Any) -> CyberTiplineClient:
+    sleeps: list[float] = []
+    options.setdefault("sleep", sleeps.append)
+    client = CyberTiplineClient(server.url, USER, PASSWORD, timeout=5, backoff=0.25, **options)
+    client.sleeps = sleeps  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def client(server: ContractServer) -> CyberTiplineClient:
+    return make_client(server)
+
+
+def a_report() -> str:
+    when = datetime.now(UTC) - timedelta(days=1)
+    return report_xml(
+        ReportFacts(case_id=1, uploaded_at=(when,), uploader="user-1", classification="A1"),
+        PROFILE,
+    )
+
+
+def details(report_id: str, file_id: str, viewed: bool = False) -> str:
+    facts = FileFacts(
+        uploaded_at=datetime.now(UTC) - timedelta(days=1),
+        viewed_by_esp=viewed,
+        classification="B1",
+        hashes=(("MD5", "0" * 32),),
+        evidence=({"bank": "known", "entry_id": 3, "signal_type": "md5", "distance": 0},),
+    )
+    return file_details_xml(report_id, file_id, facts)
+
+
+def refused(code: str) -> Any:
+    return pytest.raises(NcmecError, match=f"responseCode {CODES[code]}")
+
+
+# ---------------------------------------------------------------- the documented flow
+
+
+def test_status_answers_zero_for_good_credentials(client: CyberTiplineClient) -> None:
+    answer = client.status()
+    assert answer.ok and answer.code == 0 and USER in answer.description
+
+
+def test_the_whole_flow_submit_upload_fileinfo_finish(
+    client: CyberTiplineClient, server: ContractServer
+) -> None:
+    journal = Journal()
+    xml = a_report()
+    opened = client.submit(xml, journal)
+    assert opened.ok and opened.report_id
+    report_id = opened.report_id
+    uploaded = client.upload(
+        report_id, PHOTO, filename="lightkeeper-1.jpg", media_type="image/jpeg", journal=journal
+    )
+    assert uploaded.file_id and uploaded.report_id == report_id
+    assert uploaded.hash == hashlib.md5(PHOTO).hexdigest()
+    assert client.fileinfo(details(report_id, uploaded.file_id, viewed=True), journal).ok
+    done = client.finish(report_id, journal)
+    assert done.report_id == report_id and done.file_ids == (uploaded.file_id,)
+
+    received = server.report(report_id)
+    assert received.xml == xml  # the exact document, byte for byte
+    assert received.state == "finished"
+    [file] = received.files.values()
+    assert (file.filename, file.media_type) == ("lightkeeper-1.jpg", "image/jpeg")
+    assert (file.size, file.sha256) == (len(PHOTO), hashlib.sha256(PHOTO).hexdigest())
+    assert "<fileViewedByEsp>true</fileViewedByEsp>" in file.fileinfo[0]
+    assert [c["step"] for c in journal.calls] == ["submit", "upload", "fileinfo", "finish"]
+    assert journal.calls[0]["request"] == xml
+    shown = json.loads(journal.calls[1]["request"])
+    assert shown["file"]["size"] == len(PHOTO) and len(shown["file"]["sha256"]) == 64
+    assert "not really" not in journal.calls[1]["request"]  # the bytes are never recorded
+    assert journal.calls[3]["request"] == f"id={report_id}"
+
+
+def test_a_finished_report_refuses_uploads_details_and_retraction(
+    client: CyberTiplineClient,
+) -> None:
+    report_id = str(client.submit(a_report()).report_id)
+    file_id = str(
+        client.upload(report_id, PHOTO, filename="a.jpg", media_type="image/jpeg").file_id
+    )
+    client.finish(report_id)
+    with refused("report_already_finished"):
+        client.upload(report_id, PHOTO, filename="b.jpg", media_type="image/jpeg")
+    with refused("report_already_finished"):
+        client.fileinfo(details(report_id, file_id))
+    with refused("report_already_finished"):
+        client.finish(report_id)
+    with refused("report_already_finished"):
+        client.retract(report_id)
+
+
+def test_a_retracted_report_refuses_everything_after(
+    client: CyberTiplineClient, server: ContractServer
+) -> None:
+    report_id = str(client.submit(a_report()).report_id)
+    assert client.retract(report_id).ok
+    assert server.report(report_id).state == "retracted"
+    with refused("report_already_retracted"):
+        client.upload(report_id, PHOTO, filename="a.jpg", media_type="image/jpeg")
+    with refused("report_already_retracted"):
+        client.finish(report_id)
+    with refused("report_already_retracted"):
+        client.retract(report_id)
+
+
+def test_unknown_reports_and_files_are_refused(client: CyberTiplineClient) -> None:
+    with refused("report_does_not_exist"):
+        client.finish("999")
+    with refused("report_does_not_exist"):
+        client.upload("999", PHOTO, filename="a.jpg", media_type="image/jpeg")
+    report_id = str(client.submit(a_report()).report_id)
+    with refused("file_does_not_exist"):
+        client.fileinfo(details(report_id, "0" * 32))
+
+
+def test_a_report_out_of_schema_order_is_refused_as_a_validation_failure(
+    client: CyberTiplineClient, server: ContractServer
+) -> None:
+    xml = a_report()
+    start, end = xml.index("  <reporter>"), xml.index("  <personOrUserReported>")
+    summary_end = xml.index("  <reporter>")
+    summary_start = xml.index("  <incidentSummary>")
+    swapped = xml[:summary_start] + xml[start:end] + xml[summary_start:summary_end] + xml[end:]
+    with pytest.raises(NcmecError, match="responseCode 4100") as caught:
+        client.submit(swapped)
+    assert caught.value.response_code == 4100 and "out of order" in str(caught.value)
+    assert len(server.calls_to("/submit")) == 1  # a refusal is final: never retried
+    assert server.reports == {}
+
+
+def test_a_document_with_a_dtd_is_refused(client: CyberTiplineClient) -> None:
+    with pytest.raises(NcmecError, match="responseCode 4110"):
+        client.submit('<!DOCTYPE report [<!ENTITY x "y">]>' + a_report().split("?>", 1)[1])
+
+
+# ---------------------------------------------------------------- credentials
+
+
+def test_wrong_credentials_get_a_clear_error_and_are_not_retried(server: ContractServer) -> None:
+    wrong = CyberTiplineClient(server.url, USER, "not-the-password", backoff=0.0)
+    with pytest.raises(NcmecError, match="refused the credentials") as caught:
+        wrong.submit(a_report())
+    assert caught.value.status == 401
+    assert "LIGHTKEEPER_NCMEC_PASSWORD" in str(caught.value)
+    assert [c.http_status for c in server.calls] == [401]
+    assert server.reports == {}
+
+
+def test_every_call_needs_credentials(server: ContractServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    for path in ("/status", "/submit", "/finish"):
+        method = "GET" if path == "/status" else "POST"
+        request = urllib.request.Request(server.url + path, data=None, method=method)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        assert caught.value.code == 401
+        assert caught.value.headers["WWW-Authenticate"].startswith("Basic")
+        caught.value.close()
+
+
+# ---------------------------------------------------------------- retries
+
+
+def test_a_500_then_a_200_is_retried_once_after_a_backoff(server: ContractServer) -> None:
+    client = make_client(server)
+    journal = Journal()
+    server.fail_next("/submit", status=500)
+    answer = client.submit(a_report(), journal)
+    assert answer.ok
+    assert [c.http_status for c in server.calls_to("/submit")] == [500, 200]
+    assert len(server.reports) == 1  # the failed attempt opened nothing
+    assert [c["status"] for c in journal.calls] == [500, 200]
+    assert client.sleeps == [0.25]  # type: ignore[attr-defined]
+
+
+def test_a_dropped_connection_is_retried(server: ContractServer) -> None:
+    client = make_client(server)
+    journal = Journal()
+    server.fail_next("/status", status=None)
+    assert client.status(journal).ok
+    assert journal.calls[0]["status"] is None and journal.calls[0]["error"]
+    assert journal.calls[1]["status"] == 200
+
+
+def test_retries_back_off_then_give_up_with_the_last_status(server: ContractServer) -> None:
+    client = make_client(server, attempts=4)
+    server.fail_next("/submit", times=4, status=503)
+    with pytest.raises(NcmecError, match="HTTP 503 after 4 attempt") as caught:
+        client.submit(a_report())
+    assert caught.value.status == 503
+    assert client.sleeps == [0.25, 0.5, 1.0]  # type: ignore[attr-defined]
+    assert server.reports == {}
+
+
+def test_a_4xx_answer_is_not_retried(server: ContractServer) -> None:
+    client = make_client(server)
+    server.fail_next("/finish", status=400)
+    with pytest.raises(NcmecError, match="HTTP 400"):
+        client.finish("1")
+    assert len(server.calls_to("/finish")) == 1
+    assert client.sleeps == []  # type: ignore[attr-defined]
+
+
+def test_nothing_listening_is_an_error_after_every_attempt() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sleeps: list[float] = []
+    client = CyberTiplineClient(
+        f"http://127.0.0.1:{port}/ispws",
+        USER,
+        PASSWORD,
+        attempts=3,
+        backoff=0.1,
+        sleep=sleeps.append,
+    )
+    journal = Journal()
+    with pytest.raises(NcmecError, match="could not be reached for status after 3 attempt"):
+        client.status(journal)
+    assert len(journal.calls) == 3 and all(c["error"] for c in journal.calls)
+    assert sleeps == [0.1, 0.2]
+
+
+def test_an_attempt_cut_off_is_written_down_as_interrupted(server: ContractServer) -> None:
+    def stop(_: float) -> None:
+        raise KeyboardInterrupt
+
+    client = make_client(server, sleep=stop)
+    journal = Journal()
+    server.fail_next("/submit", status=500)
+    with pytest.raises(KeyboardInterrupt):
+        client.submit(a_report(), journal)
+    assert [c["answered"] for c in journal.calls] == [True]
+
+
+# ---------------------------------------------------------------- answers and settings
+
+
+def test_answers_are_parsed_safely() -> None:
+    done = parse_response(
+        b"<reportDoneResponse><responseCode>0</responseCode><reportId>4564654</reportId>"
+        b"<files><fileId>a</fileId><fileId>b</fileId></files></reportDoneResponse>"
+    )
+    assert done.ok and done.report_id == "4564654" and done.file_ids == ("a", "b")
+    with pytest.raises(ValueError):
+        parse_response(b'<!DOCTYPE x [<!ENTITY e "0">]><reportResponse>&e;</reportResponse>')
+    with pytest.raises(ValueError):
+        parse_response(b"<html><body>gateway</body></html>")
+
+
+def test_the_client_comes_from_the_settings_and_refuses_when_reporting_is_off(
+    server: ContractServer,
+) -> None:
+    with pytest.raises(InvalidRequest, match="reporting is off"):
+        CyberTiplineClient.from_settings(ReportingSettings())
+    configured = ReportingSettings.from_env(
+        {
+            "LIGHTKEEPER_NCMEC_URL": server.url,
+            "LIGHTKEEPER_NCMEC_USERNAME": USER,
+            "LIGHTKEEPER_NCMEC_PASSWORD": PASSWORD,
+            "LIGHTKEEPER_NCMEC_ATTEMPTS": "2",
+        }
+    )
+    client = CyberTiplineClient.from_settings(configured)
+    assert client.status().ok
+    assert client.call_budget == 2 * 60 + 1.0

@@ -1,0 +1,538 @@
+"""CyberTipline reports as a platform and NCMEC rely on them, on SQLite and PostgreSQL: made
+only from confirmed cases, each file saying truthfully (from the audit trail) whether a
+person viewed it, sent through the documented flow to the contract server, resumed after a
+crash or a refusal without filing twice, retracted while unfinished, and, once finished,
+the case reported and its files kept in the vault for the retention period.
+
+All content is benign: small synthetic photos (conftest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import insert, update
+
+from conftest import synthetic_photo
+from lightkeeper.actions import webhooks as wh
+from lightkeeper.actions.actioner import Actioner
+from lightkeeper.actions.cases import CASE_MATCHES, get_case
+from lightkeeper.actions.vault import Vault
+from lightkeeper.actions.vault_crypto import Keyring
+from lightkeeper.banks import BankStore
+from lightkeeper.banks.audit import list_events, verify
+from lightkeeper.banks.testing import backends, temporary_database
+from lightkeeper.cli.main import main
+from lightkeeper.errors import Conflict, InvalidRequest, NcmecError
+from lightkeeper.matching import Matcher
+from lightkeeper.reporting import _submission
+from lightkeeper.reporting.cybertipline import parse_document
+from lightkeeper.reporting.ncmec_client import CyberTiplineClient
+from lightkeeper.reporting.ncmec_contract import ContractServer, check_document
+from lightkeeper.reporting.reports import (
+    CASE_REVIEWS,
+    REPORT_CALLS,
+    create_report,
+    get_report,
+    list_reports,
+    report_calls,
+    reports_of_case,
+    retract_report,
+    submit_report,
+)
+from lightkeeper.reporting.settings import ReporterProfile
+from lightkeeper.review.accounts import Reviewer, create_reviewer
+from lightkeeper.review.decisions import decide
+from lightkeeper.review.exposure import reveal
+from lightkeeper.review.settings import ReviewSettings
+
+USER, PASSWORD = "usr123", "pswd123"
+ONE_PERSON = ReviewSettings(two_person_rule=False)
+PROFILE_DATA: dict[str, Any] = {
+    "reporting_person": {"first_name": "Ana", "last_name": "Silva", "email": "ana@example.org"},
+    "company_template": "Example Inc.",
+    "terms_of_service": "https://example.org/terms",
+    "esp_service": "Example Photos",
+}
+PROFILE = ReporterProfile.from_dict(PROFILE_DATA)
+
+
+def photo(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    synthetic_photo(96, 72, seed=seed).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(params=backends())
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        (tmp_path / "data").mkdir()
+        yield f"sqlite:///{tmp_path / 'data' / 'lightkeeper.db'}"
+        return
+    with temporary_database("postgresql", migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[BankStore]:
+    with BankStore.open(store_url) as opened:
+        opened.create_bank("known", kind="block")
+        yield opened
+
+
+@pytest.fixture
+def vault(store: BankStore, tmp_path: Path) -> Vault:
+    return Vault(store, tmp_path / "vault", Keyring.from_file(tmp_path / "vault.key"))
+
+
+@pytest.fixture
+def server() -> Iterator[ContractServer]:
+    with ContractServer(USER, PASSWORD) as running:
+        yield running
+
+
+def make_client(server: ContractServer, password: str = PASSWORD) -> CyberTiplineClient:
+    return CyberTiplineClient(
+        server.url, USER, password, timeout=5, attempts=3, backoff=0.0, sleep=lambda _: None
+    )
+
+
+@pytest.fixture
+def client(server: ContractServer) -> CyberTiplineClient:
+    return make_client(server)
+
+
+@pytest.fixture
+def ana(store: BankStore) -> Reviewer:
+    return create_reviewer(store, "ana", role="senior")
+
+
+def quarantined(
+    store: BankStore, vault: Vault, seed: int, uploaders: list[str | None]
+) -> tuple[int, list[int]]:
+    """Listed content uploaded once per uploader: blocked, quarantined, one case."""
+    data = photo(seed)
+    store.add_entry(
+        "known",
+        "sha256",
+        hashlib.sha256(data).hexdigest(),
+        list_name="industry-list",
+        list_version="2026-05",
+        external_id=f"X-{seed}",
+        classification="A1",
+    )
+    matcher = Matcher(store)
+    actioner = Actioner(vault, matcher)
+    result = matcher.match_bytes(data)
+    matches = []
+    case_id = 0
+    for n, uploader in enumerate(uploaders):
+        outcome = actioner.act(result, data, request_id=f"req-{seed}-{n}", uploader_ref=uploader)
+        assert outcome.case_id is not None and outcome.match_id is not None
+        case_id = outcome.case_id
+        matches.append(outcome.match_id)
+    return case_id, matches
+
+
+def confirmed(
+    store: BankStore, case_id: int, reviewer: Reviewer, classification: str = "B1"
+) -> None:
+    decide(store, case_id, reviewer, "confirm", classification=classification, settings=ONE_PERSON)
+
+
+def fileinfos(server: ContractServer, ncmec_id: str) -> list[ET.Element]:
+    report = server.report(ncmec_id)
+    return [parse_document(f.fileinfo[-1].encode()) for f in report.files.values() if f.fileinfo]
+
+
+# ---------------------------------------------------------------- the whole flow
+
+
+def test_a_confirmed_case_is_reported_end_to_end(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    wh.create_endpoint(store, "platform", "http://127.0.0.1:9/hooks")
+    case_id, [seen, unseen] = quarantined(store, vault, 1, ["user-42", "user-42"])
+    reveal(store, vault, ana, seen, reason="decide the case")
+    confirmed(store, case_id, ana)
+
+    draft = create_report(store, case_id, profile=PROFILE, actor="reviewer:ana")
+    assert (draft.state, draft.ncmec_report_id, draft.created_by) == ("draft", None, "reviewer:ana")
+    assert {f.case_match_id: f.viewed_by_esp for f in draft.files} == {seen: True, unseen: False}
+    assert check_document(parse_document(draft.xml.encode()), "report") == []
+
+    done = submit_report(store, vault, client, draft.id)
+    assert done.state == "finished" and done.finished_at is not None and done.error is None
+    assert done.ncmec_report_id is not None
+    received = server.report(done.ncmec_report_id)
+    assert received.state == "finished" and received.xml == draft.xml
+    assert len(received.files) == 2
+    data = photo(1)
+    assert {f.sha256 for f in received.files.values()} == {hashlib.sha256(data).hexdigest()}
+    viewed = {
+        d.findtext("fileId"): d.findtext("fileViewedByEsp")
+        for d in fileinfos(server, done.ncmec_report_id)
+    }
+    by_match = {f.case_match_id: f.ncmec_file_id for f in done.files}
+    assert viewed == {by_match[seen]: "true", by_match[unseen]: "false"}
+    [details] = fileinfos(server, done.ncmec_report_id)[:1]
+    assert details.findtext("industryClassification") == "B1"
+    hashes = {h.get("hashType"): h.text for h in details.findall("originalFileHash")}
+    assert hashes == {
+        "SHA256": hashlib.sha256(data).hexdigest(),
+        "MD5": hashlib.md5(data).hexdigest(),
+    }
+    names = {p.findtext("name"): p.findtext("value") for p in details.findall("details/*")}
+    assert names["listName"] == "industry-list" and names["externalId"] == "X-1"
+
+    # the case is reported, its files kept a year, the platform told, everything audited
+    assert get_case(store, case_id).case.status == "reported"
+    for file in done.files:
+        assert file.vault_object_id is not None
+        held = vault.get(file.vault_object_id)
+        assert held.reported_at == done.finished_at
+        assert held.retain_until is not None
+        assert held.retain_until - done.finished_at == timedelta(days=365)
+    [event] = [d for d in wh.list_deliveries(store) if d.event_type == "report"]
+    sent = wh.get_event(store, event.event_id).data
+    assert sent["ncmec_report_id"] == done.ncmec_report_id and sent["case_id"] == case_id
+    assert sent["uploaders"] == ["user-42"]
+    actions = [e.action for e in list_events(store.engine, subject=f"report/{draft.id}")]
+    assert actions[0] == "report.create" and actions[-1] == "report.finish"
+    assert actions.count("report.upload") == 2 and actions.count("report.fileinfo") == 2
+    assert verify(store.engine).ok
+
+    # every call was written down, as sent: the XML exactly, uploads without their bytes
+    calls = report_calls(store, draft.id)
+    assert [c.step for c in calls] == [
+        "submit",
+        "upload",
+        "fileinfo",
+        "upload",
+        "fileinfo",
+        "finish",
+    ]
+    assert calls[0].request == draft.xml and calls[0].status_code == 200
+    upload = json.loads(calls[1].request)
+    assert upload["file"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert upload["file"]["size"] == len(data)
+    # reading the files to upload them was a system read, not a view by a person
+    readers = {a.actor for a in vault.access_log() if a.action == "read"}
+    assert readers == {"reviewer:ana", "system:reporting"}
+
+    # running it again changes nothing and calls nobody; a finished report stays finished
+    before = len(server.calls)
+    assert submit_report(store, vault, client, draft.id).state == "finished"
+    assert len(server.calls) == before
+    with pytest.raises(Conflict, match="finished"):
+        retract_report(store, client, draft.id, actor="t")
+    with pytest.raises(NcmecError) as caught:  # and NCMEC takes no more files for it
+        client.upload(done.ncmec_report_id, b"more", filename="x.jpg", media_type="image/jpeg")
+    assert caught.value.response_code == 5102
+    assert server.report(done.ncmec_report_id).state == "finished"
+
+
+# ---------------------------------------------------------------- what can be reported
+
+
+def test_only_a_confirmed_case_can_be_reported(
+    store: BankStore, vault: Vault, ana: Reviewer
+) -> None:
+    case_id, _ = quarantined(store, vault, 3, ["user-1"])
+    with pytest.raises(Conflict, match="only a confirmed case"):
+        create_report(store, case_id, profile=PROFILE, actor="t")
+    decide(store, case_id, ana, "confirm", classification="A2")  # two-person rule: waiting
+    with pytest.raises(Conflict, match="awaiting_approval"):
+        create_report(store, case_id, profile=PROFILE, actor="t")
+    bea = create_reviewer(store, "bea")
+    decide(store, case_id, bea, "approve")
+    assert create_report(store, case_id, profile=PROFILE, actor="t").state == "draft"
+
+
+def test_one_report_per_uploader_and_none_twice(
+    store: BankStore, vault: Vault, ana: Reviewer, client: CyberTiplineClient
+) -> None:
+    case_id, [first, second, third] = quarantined(store, vault, 4, ["user-1", "user-2", "user-1"])
+    confirmed(store, case_id, ana)
+    with pytest.raises(Conflict, match="2 uploader references"):
+        create_report(store, case_id, profile=PROFILE, actor="t")
+    with pytest.raises(InvalidRequest, match="no upload by uploader"):
+        create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-9")
+    mine = create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-1")
+    assert [f.case_match_id for f in mine.files] == [first, third]
+    root = parse_document(mine.xml.encode())
+    assert root.findtext("personOrUserReported/espIdentifier") == "user-1"
+    with pytest.raises(Conflict, match="already has a live report"):
+        create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-1")
+    theirs = create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-2")
+    assert [f.case_match_id for f in theirs.files] == [second]
+    retract_report(store, None, mine.id, actor="t")  # never sent: withdrawn here only
+    again = create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-1")
+    assert [r.id for r in reports_of_case(store, case_id)] == [mine.id, theirs.id, again.id]
+    assert [r.id for r in list_reports(store, state="retracted")] == [mine.id]
+
+
+def test_a_case_whose_confirmation_was_undone_is_not_sent(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, _ = quarantined(store, vault, 14, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    with store.engine.begin() as conn:  # as an upheld appeal leaves it
+        conn.execute(
+            update(CASE_REVIEWS).where(CASE_REVIEWS.c.case_id == case_id).values(state="reversed")
+        )
+    with pytest.raises(Conflict, match="no longer confirmed"):
+        submit_report(store, vault, client, report.id)
+    assert server.calls == [] and get_report(store, report.id).state == "draft"
+    assert retract_report(store, client, report.id, actor="t").state == "retracted"
+
+
+def test_an_upload_time_ahead_of_the_clock_is_clamped(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, [match] = quarantined(store, vault, 5, ["user-1"])
+    ahead = datetime.now(UTC) + timedelta(days=1)
+    with store.engine.begin() as conn:
+        conn.execute(update(CASE_MATCHES).where(CASE_MATCHES.c.id == match).values(at=ahead))
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    root = parse_document(report.xml.encode())
+    when = datetime.fromisoformat(root.findtext("incidentSummary/incidentDateTime") or "")
+    assert when <= datetime.now(UTC)
+    assert "after this report" in (
+        root.findtext("incidentSummary/incidentDateTimeDescription") or ""
+    )
+    assert submit_report(store, vault, client, report.id).state == "finished"
+
+
+# ---------------------------------------------------------------- failures and resumption
+
+
+class CrashOn:
+    """A client that dies (as a process would) just before its `nth` call of `step`."""
+
+    def __init__(self, real: CyberTiplineClient, step: str, nth: int = 1) -> None:
+        self._real, self._step, self._left = real, step, nth
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._real, name)
+        if name != self._step:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._left -= 1
+            if self._left == 0:
+                raise SystemExit("killed")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_a_crash_mid_flow_resumes_without_submitting_twice(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, _ = quarantined(store, vault, 6, ["user-1", "user-1", "user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    with pytest.raises(SystemExit):
+        submit_report(store, vault, CrashOn(client, "upload", nth=2), report.id)  # type: ignore[arg-type]
+    stopped = get_report(store, report.id)
+    assert stopped.state == "submitted" and stopped.ncmec_report_id is not None
+    assert [f.ncmec_file_id is not None for f in stopped.files] == [True, False, False]
+
+    done = submit_report(store, vault, client, report.id)
+    assert done.state == "finished" and done.ncmec_report_id == stopped.ncmec_report_id
+    assert len(server.calls_to("/submit")) == 1
+    assert len(server.calls_to("/upload")) == 3  # the first file was not sent again
+    assert len(server.report(str(done.ncmec_report_id)).files) == 3
+
+
+def test_an_answer_recorded_but_not_applied_is_applied_on_resume(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id, _ = quarantined(store, vault, 7, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+
+    def dies(*args: Any) -> None:
+        raise SystemExit("killed after NCMEC answered, before the id was stored")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_submission._Flow, "apply_submit", lambda self, conn, answer: dies())
+        with pytest.raises(SystemExit):
+            submit_report(store, vault, client, report.id)
+    assert get_report(store, report.id).ncmec_report_id is None
+    [call] = report_calls(store, report.id)
+    assert call.status_code == 200 and "reportId" in (call.response or "")
+
+    done = submit_report(store, vault, client, report.id)
+    assert done.state == "finished"
+    assert len(server.calls_to("/submit")) == 1  # NCMEC's recorded answer was used
+
+
+def test_a_500_then_a_200_is_retried_and_recorded(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, _ = quarantined(store, vault, 8, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    server.fail_next("/upload", status=500)
+    assert submit_report(store, vault, client, report.id).state == "finished"
+    steps = [(c.step, c.status_code) for c in report_calls(store, report.id)]
+    assert steps == [
+        ("submit", 200),
+        ("upload", 500),
+        ("upload", 200),
+        ("fileinfo", 200),
+        ("finish", 200),
+    ]
+    assert len(server.report(str(get_report(store, report.id).ncmec_report_id)).files) == 1
+
+
+def test_wrong_credentials_fail_the_report_clearly_and_it_resumes_once_fixed(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, _ = quarantined(store, vault, 9, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    with pytest.raises(NcmecError, match="refused the credentials"):
+        submit_report(store, vault, make_client(server, "wrong"), report.id)
+    failed = get_report(store, report.id)
+    assert failed.state == "failed" and "credentials" in (failed.error or "")
+    assert len(report_calls(store, report.id)) == 1  # a 401 is not retried
+    assert submit_report(store, vault, client, report.id).state == "finished"
+
+
+def test_a_report_being_sent_elsewhere_is_not_sent_twice(
+    store: BankStore, vault: Vault, ana: Reviewer, client: CyberTiplineClient
+) -> None:
+    case_id, _ = quarantined(store, vault, 10, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    with store.engine.begin() as conn:  # another process's call, in flight
+        conn.execute(
+            insert(REPORT_CALLS),
+            {"report_id": report.id, "at": datetime.now(UTC), "step": "submit", "request": "…"},
+        )
+    with pytest.raises(Conflict, match="another process"):
+        submit_report(store, vault, client, report.id)
+    assert get_report(store, report.id).state == "draft"
+
+
+# ---------------------------------------------------------------- retraction
+
+
+def test_an_unfinished_report_is_retracted_at_ncmec_and_stays_retracted(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, _ = quarantined(store, vault, 11, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    server.fail_next("/finish", times=3, status=502)
+    with pytest.raises(NcmecError, match="HTTP 502"):
+        submit_report(store, vault, client, report.id)
+    failed = get_report(store, report.id)
+    assert failed.state == "failed" and failed.ncmec_report_id is not None
+    assert all(f.fileinfo_at is not None for f in failed.files)
+
+    retracted = retract_report(store, client, report.id, actor="reviewer:ana")
+    assert retracted.state == "retracted"
+    assert server.report(str(failed.ncmec_report_id)).state == "retracted"
+    assert retract_report(store, client, report.id, actor="t").state == "retracted"
+    with pytest.raises(Conflict, match="retracted"):
+        submit_report(store, vault, client, report.id)
+    assert get_case(store, case_id).case.status == "decided"
+    assert "report.retract" in [
+        e.action for e in list_events(store.engine, subject=f"report/{report.id}")
+    ]
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # a thin layer: once is enough
+def test_the_report_commands(
+    store: BankStore,
+    store_url: str,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    tmp_path: Path,
+) -> None:
+    case_id, _ = quarantined(store, vault, 13, ["user-1"])
+    confirmed(store, case_id, ana)
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps(PROFILE_DATA), encoding="utf-8")
+    env = {
+        "LIGHTKEEPER_DATABASE_URL": store_url,
+        "LIGHTKEEPER_VAULT_DIR": str(vault.root),
+        "LIGHTKEEPER_VAULT_KEY_FILE": str(tmp_path / "vault.key"),
+        "LIGHTKEEPER_REPORTER_PROFILE": str(profile),
+        "LIGHTKEEPER_NCMEC_URL": server.url,
+        "LIGHTKEEPER_NCMEC_USERNAME": USER,
+        "LIGHTKEEPER_NCMEC_PASSWORD": PASSWORD,
+        "LIGHTKEEPER_NCMEC_ATTEMPTS": "1",
+    }
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, ["report", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    report_id = run("create", str(case_id)).strip()
+    off = runner.invoke(
+        main, ["report", "submit", report_id], env={**env, "LIGHTKEEPER_NCMEC_URL": ""}
+    )
+    assert off.exit_code == 1 and "reporting is off" in off.output
+    assert run("show", report_id, "--xml").startswith('<?xml version="1.0" encoding="UTF-8"?>')
+    ncmec_id = run("submit", report_id).strip()
+    assert server.report(ncmec_id).state == "finished"
+    shown = run("show", report_id, "--calls")
+    assert "finished" in shown and "not viewed by a person" in shown and "finish" in shown
+    assert f"ncmec {ncmec_id}" in run("list", "--case", str(case_id))
+    refused = runner.invoke(main, ["report", "retract", report_id], env=env)
+    assert refused.exit_code == 1 and "finished" in refused.output
