@@ -21,13 +21,8 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +38,7 @@ from lightkeeper.banks.audit import list_events
 from lightkeeper.hashing import hash_bytes
 from lightkeeper.review.accounts import create_reviewer
 from lightkeeper.service.keys import create_key
+from test_service_live import _server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 ncmec_contract = pytest.importorskip("lightkeeper.reporting.ncmec_contract")
@@ -58,7 +54,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LIGHTKEEPER = str(Path(sys.executable).parent / "lightkeeper")
 PASSWORD = "correct horse battery"
 NCMEC_USER, NCMEC_PASSWORD = "esp-test", "contract-pass-1"
 PROFILE = {
@@ -68,59 +63,6 @@ PROFILE = {
 }
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _serve(url: str, tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
-    """`lightkeeper serve` in a process of its own; its base URL once ready."""
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                LIGHTKEEPER,
-                "serve",
-                "--db",
-                url,
-                "--index-dir",
-                str(tmp_path / "index"),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready: {log.read_text()}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Screenshots:
@@ -184,7 +126,9 @@ def world(tmp_path: Path) -> Iterator[World]:
             "LIGHTKEEPER_NCMEC_ATTEMPTS": "1",
             "LIGHTKEEPER_REPORTER_PROFILE": str(profile),
         }
-        base = stack.enter_context(_serve(url, tmp_path, env))
+        base = stack.enter_context(
+            _server(url, tmp_path / "index", tmp_path / "serve.log", env=env)
+        )
         r = httpx.post(
             f"{base}/v1/match",
             content=data,
