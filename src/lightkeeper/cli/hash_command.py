@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 import click
 
 from lightkeeper.cli.exit_codes import ExitCode
-from lightkeeper.cli.inputs import InputPath, collect_inputs, cpu_count
+from lightkeeper.cli.inputs import InputPath, collect_inputs
 from lightkeeper.cli.options import jobs_option, no_progress_option
 from lightkeeper.cli.output import Reporter, display_path, error
 from lightkeeper.cli.pool import ignore_interrupts, stop_now
+from lightkeeper.cpus import available_cpus
 from lightkeeper.errors import InputError, LightkeeperError, MediaError, PluginError
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def hash_command(
     try:
         # The pool forks its workers before the progress bar starts its drawing thread.
         with (
-            _records(inputs, options, jobs or cpu_count()) as records,
+            _records(inputs, options, jobs or available_cpus()) as records,
             Reporter(total=len(inputs), progress=not no_progress) as reporter,
         ):
             for item, record in zip(inputs, records, strict=True):

@@ -64,10 +64,3 @@ def _walk(root: str) -> Iterator[InputPath]:
                 yield InputPath(entry.path, "broken symbolic link")
         except OSError as exc:
             yield InputPath(entry.path, f"cannot read: {exc.strerror or exc}")
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use, as in containers
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1

@@ -37,11 +37,12 @@ import click
 from lightkeeper.cli.bank_command import db_option, open_store
 from lightkeeper.cli.exit_codes import ExitCode
 from lightkeeper.cli.hash_command import INTERNAL_ERROR_TYPE
-from lightkeeper.cli.inputs import collect_inputs, cpu_count
+from lightkeeper.cli.inputs import collect_inputs
 from lightkeeper.cli.match_command import describe, outcome_exit_code, safe_match
 from lightkeeper.cli.options import jobs_option, no_progress_option
 from lightkeeper.cli.output import Reporter, display_path, error
 from lightkeeper.cli.pool import stop_now
+from lightkeeper.cpus import available_cpus
 from lightkeeper.errors import InputError
 
 if TYPE_CHECKING:
@@ -436,7 +437,7 @@ def scan_command(
     for row in kept:
         tally.count(row)
     skipped = len(inputs) - len(todo)
-    jobs = jobs or cpu_count()
+    jobs = jobs or available_cpus()
     started = time.monotonic()
     done = 0
     interrupted = False

@@ -22,6 +22,13 @@ from lightkeeper.cli.bank_command import db_option
     help="Worker processes (each holds its own copy of the index, read from one snapshot).",
 )
 @click.option(
+    "--index-threads",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Most threads one batched lookup starts in a worker [default: "
+    "LIGHTKEEPER_INDEX_THREADS, else every CPU].",
+)
+@click.option(
     "--index-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -65,6 +72,7 @@ def serve_command(
     host: str,
     port: int,
     workers: int,
+    index_threads: int | None,
     index_dir: Path | None,
     max_upload_mb: int,
     max_megapixels: int,
@@ -84,11 +92,14 @@ def serve_command(
     from lightkeeper.banks import resolve_database_url
     from lightkeeper.service.settings import ServiceSettings
 
+    try:
+        from_env = ServiceSettings.from_env()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if actions is None:
-        try:
-            actions = ServiceSettings.from_env().actions
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
+        actions = from_env.actions
+    if index_threads is None:
+        index_threads = from_env.index_threads
     settings = ServiceSettings(
         database_url=resolve_database_url(db),
         index_dir=index_dir,
@@ -96,6 +107,7 @@ def serve_command(
         max_pixels=max_megapixels * 1_000_000,
         rate_limit=rate_limit,
         workers=workers,
+        index_threads=index_threads,
         actions=actions,
     )
     os.environ.update(settings.to_env())

@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from lightkeeper.cpus import available_cpus
 from lightkeeper.errors import InputError, MediaError
 from lightkeeper.evaluation.calibration import TailFit, fit_tail
 from lightkeeper.evaluation.corpus import PhotoSet
@@ -525,13 +526,6 @@ def _environment(workers: int) -> dict[str, Any]:
     }
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def run_evaluation(
     photo_sets: Sequence[PhotoSet],
     *,
@@ -594,7 +588,7 @@ def run_evaluation(
         for s, photo_set in enumerate(photo_sets)
         for i, path in enumerate(photo_set.photos[:limit])
     ]
-    count = workers if workers is not None else _available_cores()
+    count = workers if workers is not None else available_cpus()
     results = _run_jobs(settings, jobs, max(1, min(count, len(jobs))), progress)
 
     summaries: list[SetSummary] = []

@@ -57,6 +57,7 @@ from typing import Any, Final, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from lightkeeper.cpus import available_cpus
 from lightkeeper.errors import IndexFileError
 from lightkeeper.index import _hamming, _memory, _snapshot
 from lightkeeper.index._validate import CODE_BITS, CODE_BYTES, as_codes, as_ids, as_radius
@@ -183,12 +184,6 @@ def _merge_sorted(
     return np.insert(a_ids, at, b_ids), np.insert(a_codes, at, b_codes, axis=0)
 
 
-def _workers() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 def _parallel_map(fn: Callable[[int], _T], items: range, workers: int) -> list[_T]:
     if workers <= 1 or len(items) <= 1:
         return [fn(i) for i in items]
@@ -214,7 +209,7 @@ class _Tables:
         lows[_NCHUNKS * n :] = 0
         slots = _memory.empty((_NCHUNKS, n), np.uint32)
 
-        workers = min(_workers(), _NCHUNKS)
+        workers = min(available_cpus(), _NCHUNKS)
 
         def some(w: int) -> None:
             _hamming.build_tables(codes, n, dirs, lows, slots, range(w, _NCHUNKS, workers))
@@ -433,10 +428,13 @@ class HammingIndex:
         count = delta.count  # rows appended after this read are not part of this search
         segments = (main.segment(), delta.segment(count)) if count else (main.segment(),)
         thresholds = _use_tables(len(main.ids), r) if main.tables is not None else None
-        n_workers = _workers() if workers is None else max(1, workers)
-        if thresholds is not None and nq >= _BATCH_MIN_QUERIES:
+        batched = thresholds is not None and nq >= _BATCH_MIN_QUERIES
+        if not batched and nq < _PARALLEL_MIN_QUERIES:  # one thread: no need to count CPUs
+            return _hamming.search(queries, nq, r, thresholds, segments)
+        n_workers = available_cpus() if workers is None else max(1, workers)
+        if batched:
             return _hamming.search_batch(queries, nq, r, thresholds, segments, n_workers)
-        if nq < _PARALLEL_MIN_QUERIES or n_workers == 1:
+        if n_workers == 1:
             return _hamming.search(queries, nq, r, thresholds, segments)
         bounds = np.linspace(0, nq, min(n_workers, nq) + 1).astype(int)
 

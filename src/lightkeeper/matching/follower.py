@@ -229,6 +229,9 @@ class IndexFollower:
     one, else from the store (see the module docstring); `refresh` then applies what changed
     since, and `follow` does so in the background. Searches may run from several threads
     while another refreshes (the indexes allow it); refreshes are serialised.
+
+    ``search_threads`` caps the threads one batched search starts (default: every CPU this
+    process may use); a server with many worker processes may want each to start fewer.
     """
 
     def __init__(
@@ -237,10 +240,14 @@ class IndexFollower:
         *,
         snapshot_dir: str | os.PathLike[str] | None = None,
         snapshot_every: int = SNAPSHOT_EVERY,
+        search_threads: int | None = None,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
+        if search_threads is not None and search_threads < 1:
+            raise ValueError(f"search_threads must be at least 1, got {search_threads}")
         self._store = store
+        self._search_threads = search_threads
         self._lock = threading.Lock()
         self._banks: dict[int, Bank] = {}
         self._indexed: set[int] = set()
@@ -322,14 +329,14 @@ class IndexFollower:
         if index is None or not packed:
             return [[] for _ in range(count)]
         queries = np.frombuffer(packed, dtype=np.uint8).reshape(-1, CODE_BYTES)
-        return index.search(queries, radius)
+        return index.search(queries, radius, workers=self._search_threads)
 
     def search_regions(
         self, codes: Sequence[bytes], radius: int
     ) -> list[list[tuple[int, str, int]]]:
         """For each PDQ code, the (entry id, region name, distance) of the region codes of
         banked images within `radius` (banks with regions on; see `RegionIndex`)."""
-        return self._regions.search(codes, radius)
+        return self._regions.search(codes, radius, workers=self._search_threads)
 
     def region_codes(self) -> int:
         """How many region codes are indexed (for diagnostics and tests)."""

@@ -190,11 +190,14 @@ class Matcher:
         limits: MediaLimits = DEFAULT_LIMITS,
         snapshot_dir: str | os.PathLike[str] | None = None,
         refresh_on_call: bool = True,
+        search_threads: int | None = None,
     ) -> None:
         self._store = store
         self._limits = limits
         self._refresh_on_call = refresh_on_call
-        self._follower = IndexFollower(store, snapshot_dir=snapshot_dir)
+        self._follower = IndexFollower(
+            store, snapshot_dir=snapshot_dir, search_threads=search_threads
+        )
 
     @property
     def follower(self) -> IndexFollower:

@@ -146,14 +146,17 @@ class RegionIndex:
                 for region in found
             )
 
-    def search(self, codes: Sequence[bytes], radius: int) -> list[list[tuple[int, str, int]]]:
-        """For each code, the (entry id, region name, distance) of held codes within `radius`."""
+    def search(
+        self, codes: Sequence[bytes], radius: int, *, workers: int | None = None
+    ) -> list[list[tuple[int, str, int]]]:
+        """For each code, the (entry id, region name, distance) of held codes within `radius`
+        (`workers`: as `HammingIndex.search`)."""
         if not codes or not len(self.index):
             return [[] for _ in codes]
         queries = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, CODE_BYTES)
         return [
             [(*split_key(key), distance) for key, distance in hits]
-            for hits in self.index.search(queries, radius)
+            for hits in self.index.search(queries, radius, workers=workers)
         ]
 
     def _add(self, rows: Iterable[tuple[int, str, str]]) -> None:

@@ -62,6 +62,7 @@ class Runtime:
                 limits=settings.media_limits,
                 snapshot_dir=snapshot_dir,
                 refresh_on_call=False,
+                search_threads=settings.index_threads,
             )
             self.keys = KeyRing(self.store)
         except BaseException:

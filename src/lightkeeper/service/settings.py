@@ -50,6 +50,13 @@ WORKERS = Setting(
     "1",
     "Worker processes; each enforces its share of every key's rate limit.",
 )
+INDEX_THREADS = Setting(
+    "index_threads",
+    "LIGHTKEEPER_INDEX_THREADS",
+    "every CPU the process may use",
+    "Most threads one batched lookup starts in a worker; cap it when many workers share the "
+    "machine's CPUs.",
+)
 FOLLOW_INTERVAL = Setting(
     "follow_interval",
     "LIGHTKEEPER_FOLLOW_INTERVAL",
@@ -78,6 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_PIXELS,
     RATE_LIMIT,
     WORKERS,
+    INDEX_THREADS,
     FOLLOW_INTERVAL,
     HOT_PATH,
     ACTIONS,
@@ -99,6 +107,8 @@ class ServiceSettings:
     max_pixels: int = DEFAULT_LIMITS.max_pixels
     rate_limit: float = float(RATE_LIMIT.default)
     workers: int = 1
+    #: Most threads one batched index search starts; None: every CPU the process may use.
+    index_threads: int | None = None
     follow_interval: float = float(FOLLOW_INTERVAL.default)
     hot_path: bool = True
     #: Act on matches: the policy, the vault, cases and webhooks (`lightkeeper.actions`).
@@ -129,6 +139,7 @@ class ServiceSettings:
             (MAX_PIXELS, int),
             (RATE_LIMIT, float),
             (WORKERS, int),
+            (INDEX_THREADS, _positive),
             (FOLLOW_INTERVAL, float),
             (HOT_PATH, _flag),
             (ACTIONS, _flag),
@@ -153,6 +164,8 @@ class ServiceSettings:
         }
         if self.index_dir is not None:
             env[INDEX_DIR.env] = str(self.index_dir)
+        if self.index_threads is not None:
+            env[INDEX_THREADS.env] = str(self.index_threads)
         env[ACTIONS.env] = "1" if self.actions else "0"
         if self.vault_dir is not None:
             env[VAULT_DIR_ENV] = str(self.vault_dir)
@@ -183,3 +196,10 @@ def _flag(value: str) -> bool:
     if value in ("1", "0"):
         return value == "1"
     raise ValueError(value)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
