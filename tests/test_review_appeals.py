@@ -122,6 +122,27 @@ def test_a_denied_appeal_leaves_the_case_as_it_was(world: World) -> None:
     assert [a.status for a in appeals_of(store, case_id)] == ["denied"]
 
 
+def test_one_open_appeal_per_case_and_a_retry_files_nothing_new(world: World) -> None:
+    store = world.store
+    upload = photo(85)
+    world.listed(upload)
+    case_id = world.case(upload, "req-r1", "u-1")
+    world.case(upload, "req-r2", "u-2")
+    first = file_appeal(store, case_id, statement="my photo", uploader="u-1")
+    again = file_appeal(store, case_id, statement="  my photo ", uploader="u-1")
+    assert again == first
+    for uploader, statement in (("u-2", "my photo"), ("u-1", "another reason")):
+        with pytest.raises(Conflict, match=f"already has an open appeal \\({first.id}\\)"):
+            file_appeal(store, case_id, statement=statement, uploader=uploader)
+    assert [e.details["event"] for e in audited(store, "review.appeal")] == ["filed"]
+    decide_appeal(store, first.id, world.carol, uphold=False, reason="matches the list")
+    second = file_appeal(store, case_id, statement="my photo", uploader="u-2")
+    assert second.id != first.id and [a.status for a in appeals_of(store, case_id)] == [
+        "denied",
+        "open",
+    ]
+
+
 def test_an_appeal_of_an_undecided_case_can_be_upheld(world: World) -> None:
     store = world.store
     case_id = world.listed_case(82)
@@ -187,6 +208,8 @@ def test_a_platform_files_and_follows_an_appeal_with_an_appeal_key(
     filed = svc.client.post(f"/v1/cases/{case_id}/appeals", json=body, headers=svc.auth("appeal"))
     assert filed.status_code == 201, filed.text
     appeal = filed.json()
+    retried = svc.client.post(f"/v1/cases/{case_id}/appeals", json=body, headers=svc.auth("appeal"))
+    assert (retried.status_code, retried.json()) == (201, appeal)  # a retry files nothing new
     assert (appeal["status"], appeal["uploader"], appeal["case_id"]) == ("open", "u-http", case_id)
     assert "decided_by" not in appeal  # the platform never learns who reviewed
     [event] = audited(store, "review.appeal")

@@ -5,6 +5,11 @@ The platform files an appeal for one of its users (`file_appeal`; over HTTP,
 and their uploader reference, which must be one the case recorded. A case already closed as
 a false positive or reversed has nothing left to appeal.
 
+A case has at most one open appeal, since its decision covers every upload of the case.
+Filing the same appeal again (same uploader and statement) while it is open returns it
+unchanged, so a platform may retry a request whose answer it lost; any other appeal of the
+case waits until the open one is decided (`Conflict`). So a reversal is never decided twice.
+
 A senior reviewer or an admin decides it (`decide_appeal`), with a reason:
 
 - **upheld**: the case is ``reversed`` (whatever its review state was, confirmed included),
@@ -136,8 +141,9 @@ def _now() -> datetime:
 def file_appeal(
     store: BankStore, case_id: int, *, statement: str, uploader: str | None = None
 ) -> Appeal:
-    """Record a user's appeal against a case; `NotFound` for no such case, `InvalidRequest`
-    for an uploader the case never recorded, `Conflict` for a case already cleared."""
+    """Record a user's appeal against a case, or return the same appeal filed before and still
+    open; `NotFound` for no such case, `InvalidRequest` for an uploader the case never recorded,
+    `Conflict` for a case already cleared or with another appeal open."""
     statement = _text(statement, "an appeal's statement", MAX_STATEMENT_CHARS)
     if uploader is not None:
         validate_uploader(uploader)
@@ -160,6 +166,18 @@ def file_appeal(
             raise Conflict(
                 f"case {case_id} was already closed as {str(state).replace('_', ' ')}: "
                 "nothing to appeal"
+            )
+        pending = conn.execute(
+            select(APPEALS.c.id, APPEALS.c.uploader, APPEALS.c.statement).where(
+                APPEALS.c.case_id == case_id, APPEALS.c.status == "open"
+            )
+        ).first()
+        if pending is not None:
+            if (pending.uploader, pending.statement) == (uploader, statement):
+                return int(pending.id)  # a retry: the appeal already filed
+            raise Conflict(
+                f"case {case_id} already has an open appeal ({pending.id}); its decision "
+                "covers every upload of the case"
             )
         appeal_id = int(
             conn.execute(
