@@ -31,7 +31,7 @@ lint: install
 
 # PostgreSQL cases must run here (the tests start their own server), never skip quietly.
 test: build lint
-	LIGHTKEEPER_REQUIRE_POSTGRES=1 $(BIN)/pytest -q
+	LIGHTKEEPER_REQUIRE_POSTGRES=1 LIGHTKEEPER_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'

@@ -10,7 +10,9 @@ contract server must have received the file with ``fileViewedByEsp`` true.
 
 Screenshots of every step go to the test's temporary directory and, when
 ``LIGHTKEEPER_SCREENSHOTS`` names a directory, there too. Chromium is Debian's
-(``/usr/bin/chromium``), driven by Playwright; the test is skipped without them.
+(``/usr/bin/chromium``), driven by Playwright; the test is skipped without them, unless
+``LIGHTKEEPER_REQUIRE_BROWSER=1`` (``make test`` sets it, after installing Chromium), where it
+fails: CI must not pass by skipping the browser.
 """
 
 from __future__ import annotations
@@ -36,14 +38,27 @@ from lightkeeper.actions.cases import get_case
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.audit import list_events
 from lightkeeper.hashing import hash_bytes
+from lightkeeper.reporting import ncmec_contract
 from lightkeeper.review.accounts import create_reviewer
 from lightkeeper.service.keys import create_key
 from test_service_live import _server
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-ncmec_contract = pytest.importorskip("lightkeeper.reporting.ncmec_contract")
-
 CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE_BROWSER_ENV = "LIGHTKEEPER_REQUIRE_BROWSER"
+
+
+def _without(reason: str) -> None:
+    if os.environ.get(REQUIRE_BROWSER_ENV, "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason}, and {REQUIRE_BROWSER_ENV}=1 requires it", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    import playwright.sync_api as playwright_api
+except ImportError:
+    _without("needs Playwright (pip install -e '.[dev]')")
+if not CHROMIUM.exists():
+    _without(f"needs Debian's chromium at {CHROMIUM} (scripts/ensure-system-deps.sh)")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -61,8 +76,6 @@ PROFILE = {
     "company_template": "Example Photos Inc.",
     "esp_service": "Example Photos",
 }
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
 
 
 class Screenshots:
