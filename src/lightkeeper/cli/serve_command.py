@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
 from lightkeeper.cli.bank_command import db_option
+
+_APP = "lightkeeper.service.app:create_app"
 
 
 @click.command("serve")
@@ -91,6 +95,11 @@ def serve_command(
 
     from lightkeeper.banks import resolve_database_url
     from lightkeeper.service.settings import ServiceSettings
+    from lightkeeper.service.workers import (
+        BALANCED_SOCKETS,
+        SocketPerWorker,
+        shared_port_sockets,
+    )
 
     try:
         from_env = ServiceSettings.from_env()
@@ -114,13 +123,30 @@ def serve_command(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers write their metrics here and /metrics sums them (see service.metrics).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lightkeeper-metrics-")
-    uvicorn.run(
-        "lightkeeper.service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers == 1 or not BALANCED_SOCKETS:
+        uvicorn.run(_APP, **options)
+        return
+    # A listening socket per worker, so that connections are spread over all of them
+    # (service.workers says why).
+    config = uvicorn.Config(_APP, **options)
+    try:
+        sockets = shared_port_sockets(host, port, workers)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    bound = sockets[0].getsockname()[1]
+    logging.getLogger("uvicorn.error").info(
+        "Serving on http://%s:%d with %d workers, a listening socket each (Press CTRL+C to quit)",
+        host,
+        bound,
+        workers,
     )
+    SocketPerWorker(config, sockets).run()

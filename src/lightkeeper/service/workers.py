@@ -1,0 +1,123 @@
+"""Worker processes for ``lightkeeper serve --workers N``, each with a listening socket of its
+own on the same port.
+
+Why. uvicorn's supervisor gives every worker the one listening socket, and a connection goes
+to whichever worker's event loop takes it first; an idle worker takes every connection
+waiting. A platform's upload servers hold a few keep-alive connections, opened together, and
+these can all land on one worker, which then serves them on one core while the other workers
+idle. Seen in `bench/service_bench.py`: 8 connections of single lookups at 13.4 M hashes got
+1,008 requests/s on 1.01 cores of two, where a balanced run gets about 1,400-1,900 on 1.9.
+
+With ``SO_REUSEPORT`` (Linux), each worker listens on a socket of its own bound to the same
+address, and the kernel spreads new connections over the sockets by a hash of their
+addresses, so every worker gets its share whoever is idle when they arrive. Worker i always
+serves socket i: a worker that dies is replaced on its socket, whose waiting connections the
+replacement then accepts (the supervisor keeps every socket open meanwhile). Elsewhere, or for
+one worker, uvicorn's own single socket is used (`serve`).
+
+The supervision itself is uvicorn's (`Multiprocess`: health checks, restarts on SIGHUP, a
+stop on SIGINT/SIGTERM, no restart after a failure at start-up); only which socket a new
+worker gets differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+from uvicorn.config import STARTUP_FAILURE, Config
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+_log = logging.getLogger("uvicorn.error")
+
+#: Whether this platform balances connections over sockets that share a port.
+BALANCED_SOCKETS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def shared_port_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` TCP sockets bound to (host, port) with ``SO_REUSEPORT``, not yet listening
+    (each worker listens on its own); port 0 picks one free port for all of them.
+
+    A port that anything is bound to already is refused (`OSError`, address in use) rather
+    than shared: without this check a second server started on the same port by the same
+    user would join the first one's sockets and silently take half its connections."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:  # no SO_REUSEPORT: must be free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class SocketPerWorker(Multiprocess):
+    """uvicorn's supervisor, giving worker i socket i (see the module docstring)."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        if len(sockets) != config.workers:
+            raise ValueError(f"{config.workers} workers need as many sockets, not {len(sockets)}")
+        super().__init__(config, sockets=[])
+        self.worker_sockets = sockets
+
+    def _new_worker(self, slot: int) -> Process:
+        worker = Process(self.config, [self.worker_sockets[slot]])
+        worker.start()
+        return worker
+
+    def init_processes(self) -> None:
+        self.processes = [self._new_worker(slot) for slot in range(self.processes_num)]
+
+    def restart_all(self) -> None:
+        """On SIGHUP: each worker in turn is replaced once its replacement is ready; if one is
+        not ready in time, it is stopped and the rest keep their workers."""
+        for slot, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._new_worker(slot)
+            timeout = self.config.timeout_worker_healthcheck
+            if not new.wait_until_ready(timeout, self.should_exit):
+                new.kill()
+                new.join()
+                _log.error("Worker [%s] was not ready in time; restart stopped", new.pid)
+                return
+            old.terminate()
+            old.join()
+            self.processes[slot] = new
+
+    def keep_subprocess_alive(self) -> None:
+        """A worker that died or stopped answering is replaced on its socket, unless it failed
+        while starting (the same failure would repeat): then everything stops."""
+        for slot, worker in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            if worker.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            worker.kill()
+            worker.join()
+            if worker.exitcode == STARTUP_FAILURE:
+                _log.error("Worker [%s] failed to start; stopping", worker.pid)
+                self.should_exit.set()
+                return
+            _log.info("Worker [%s] died; starting another on its socket", worker.pid)
+            self.processes[slot] = self._new_worker(slot)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            for sock in self.worker_sockets:
+                sock.close()

@@ -1,0 +1,132 @@
+"""``lightkeeper serve --workers N``: each worker listens on a socket of its own (Linux
+``SO_REUSEPORT``), so connections opened together are spread over the workers instead of
+piling onto whichever was idle; a port already in use is refused, never shared."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lightkeeper.service.workers import BALANCED_SOCKETS, shared_port_sockets
+from test_service_live import LIGHTKEEPER, _server
+
+pytestmark = pytest.mark.skipif(not BALANCED_SOCKETS, reason="SO_REUSEPORT balancing is Linux's")
+
+_LISTEN, _ESTABLISHED = "0A", "01"
+
+
+def _socket_states(port: int) -> dict[str, str]:
+    """Inode -> TCP state of every IPv4 socket whose local port is `port`."""
+    states = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            states[fields[9]] = fields[3]
+    return states
+
+
+def _holders(port: int) -> dict[int, Counter[str]]:
+    """For each process, how many sockets of each state on `port` it holds."""
+    states = _socket_states(port)
+    found: dict[int, Counter[str]] = {}
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [fd.readlink().name for fd in fd_dir.iterdir()]
+        except OSError:  # gone, or not ours to read
+            continue
+        for link in links:
+            if link.startswith("socket:[") and (inode := link[8:-1]) in states:
+                found.setdefault(int(fd_dir.parent.name), Counter())[states[inode]] += 1
+    return found
+
+
+def test_each_worker_listens_on_its_own_socket_and_gets_connections(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/lk.db"
+    with _server(url, tmp_path / "index", tmp_path / "serve.log", "--workers", "2") as base:
+        port = int(base.rsplit(":", 1)[1])
+        listening = {inode for inode, state in _socket_states(port).items() if state == _LISTEN}
+        assert len(listening) == 2  # uvicorn's own supervisor shares one
+        clients = [httpx.Client(base_url=base) for _ in range(24)]
+        try:
+            for client in clients:  # 24 keep-alive connections, held open
+                assert client.get("/healthz").status_code == 200
+            serving = {
+                pid: states[_ESTABLISHED]
+                for pid, states in _holders(port).items()
+                if states[_ESTABLISHED] and pid != os.getpid()
+            }
+        finally:
+            for client in clients:
+                client.close()
+        # each connection is served by one worker; all 24 on one would leave a core idle
+        assert sum(serving.values()) == 24 and len(serving) == 2, serving
+
+        # A worker that dies is replaced on its own socket: still two sockets, two workers.
+        dead = min(serving)
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            workers = {
+                pid
+                for pid, states in _holders(port).items()
+                if states[_LISTEN] == 1 and pid != os.getpid()
+            }
+            if len(workers) == 2 and dead not in workers:
+                break
+            assert time.monotonic() < deadline, f"no replacement for worker {dead}: {workers}"
+            time.sleep(0.2)
+        listening_after = {i for i, state in _socket_states(port).items() if state == _LISTEN}
+        assert listening_after == listening
+        for _ in range(10):
+            assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+
+        # SIGHUP to the supervisor (the process holding both sockets) replaces every worker.
+        [supervisor] = [pid for pid, states in _holders(port).items() if states[_LISTEN] == 2]
+        os.kill(supervisor, signal.SIGHUP)
+        while True:
+            now = {pid for pid, states in _holders(port).items() if states[_LISTEN] == 1}
+            if len(now) == 2 and not now & workers:
+                break
+            assert time.monotonic() < deadline + 60, f"workers {workers} not replaced: {now}"
+            time.sleep(0.2)
+        assert {i for i, state in _socket_states(port).items() if state == _LISTEN} == listening
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+
+
+def test_a_port_in_use_is_refused_not_shared(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            shared_port_sockets("127.0.0.1", port, 2)
+        db = f"sqlite:///{tmp_path}/lk.db"
+        result = subprocess.run(
+            [LIGHTKEEPER, "serve", "--workers", "2", "--port", str(port), "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_sockets_share_one_free_port() -> None:
+    sockets = shared_port_sockets("127.0.0.1", 0, 3)
+    try:
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(ports) == 1 and ports != {0}
+        assert all(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for sock in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
