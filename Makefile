@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml setup.py
 	PYTHON=$(PYTHON) ./scripts/ensure-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip "setuptools==84.2.1"
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
