@@ -100,6 +100,35 @@ def test_each_worker_listens_on_its_own_socket_and_gets_connections(tmp_path: Pa
         assert {i for i, state in _socket_states(port).items() if state == _LISTEN} == listening
         assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
 
+        # SIGTTOU: one worker fewer, and its socket goes with it, so no connection waits on a
+        # socket nobody accepts from; SIGTTIN: one more, on a socket of its own.
+        os.kill(supervisor, signal.SIGTTOU)
+        _until_listening(port, 1)
+        for _ in range(24):  # fresh connections, each hashed to whatever sockets remain
+            assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        os.kill(supervisor, signal.SIGTTIN)
+        _until_listening(port, 2)
+        _until_ready(base)
+
+
+def _until_listening(port: int, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len([s for s in _socket_states(port).values() if s == _LISTEN]) != count:
+        assert time.monotonic() < deadline, f"not {count} listening sockets on {port}"
+        time.sleep(0.2)
+
+
+def _until_ready(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "not ready again"
+        time.sleep(0.2)
+
 
 def test_a_port_in_use_is_refused_not_shared(tmp_path: Path) -> None:
     with socket.socket() as taken:

@@ -16,8 +16,9 @@ replacement then accepts (the supervisor keeps every socket open meanwhile). Els
 one worker, uvicorn's own single socket is used (`serve`).
 
 The supervision itself is uvicorn's (`Multiprocess`: health checks, restarts on SIGHUP, a
-stop on SIGINT/SIGTERM, no restart after a failure at start-up); only which socket a new
-worker gets differs.
+stop on SIGINT/SIGTERM, no restart after a failure at start-up, one worker more on SIGTTIN
+and one fewer on SIGTTOU); only which socket a new worker gets differs, and a worker stopped
+by SIGTTOU takes its socket with it, so that no socket is left without a worker.
 """
 
 from __future__ import annotations
@@ -50,18 +51,26 @@ def shared_port_sockets(host: str, port: int, count: int) -> list[socket.socket]
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            port = sock.getsockname()[1]
-            sock.set_inheritable(True)
+            sockets.append(_join(family, (host, port)))
     except OSError:
         for sock in sockets:
             sock.close()
         raise
     return sockets
+
+
+def _join(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+    """One more ``SO_REUSEPORT`` socket bound to `address`, for a worker to listen on."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class SocketPerWorker(Multiprocess):
@@ -114,6 +123,32 @@ class SocketPerWorker(Multiprocess):
                 return
             _log.info("Worker [%s] died; starting another on its socket", worker.pid)
             self.processes[slot] = self._new_worker(slot)
+
+    def handle_ttin(self) -> None:
+        """On SIGTTIN: one more worker, on a socket of its own."""
+        first = self.worker_sockets[0]
+        try:
+            sock = _join(first.family, first.getsockname()[:2])
+        except OSError as exc:
+            _log.error("No socket for another worker: %s", exc)
+            return
+        self.worker_sockets.append(sock)
+        self.processes_num += 1
+        self.processes.append(self._new_worker(len(self.worker_sockets) - 1))
+        _log.info("Added a worker: %d now", self.processes_num)
+
+    def handle_ttou(self) -> None:
+        """On SIGTTOU: one worker fewer, its socket closed with it, so that the kernel stops
+        sending it connections (those it had queued but not yet taken are reset)."""
+        if self.processes_num <= 1:
+            _log.info("Already one worker: not stopping it")
+            return
+        self.processes_num -= 1
+        worker = self.processes.pop()
+        worker.terminate()
+        worker.join()
+        self.worker_sockets.pop().close()
+        _log.info("Stopped a worker: %d now", self.processes_num)
 
     def run(self) -> None:
         try:
