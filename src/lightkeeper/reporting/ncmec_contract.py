@@ -709,11 +709,13 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
                 return
             body = self.rfile.read(length) if length else b""
             if not server._authorized(self.headers.get("Authorization")):
+                # Recorded before answering, like every other call: a client that has its
+                # answer must find the call in `calls`.
+                server._record(method, path, 401, None)
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="ispws"')
                 payload = _response(CODES["authentication_required"], "Authentication required")
                 self._finish(payload, "text/xml")
-                server._record(method, path, 401, None)
                 return
             failed, status = server._take_failure(path)
             if failed:
