@@ -53,6 +53,7 @@ from lightkeeper.review.decisions import (
 )
 from lightkeeper.review.exposure import (
     REVEALS,
+    claim_ticket,
     exposure_today,
     reveal,
     viewed_matches,
@@ -538,6 +539,41 @@ def test_two_reveals_racing_for_the_last_one_cannot_both_pass(world: World) -> N
     set_disabled(store, "bob", True)
     with pytest.raises(Forbidden, match="'bob' is disabled"):
         reveal(store, vault, world.bob, ids[0])
+
+
+def test_a_reveals_ticket_is_taken_once_by_its_reviewer_within_its_time(world: World) -> None:
+    store, vault = world.store, world.vault
+    upload = photo(56)
+    world.listed(upload)
+    [match] = get_case(store, world.case(upload, "req-t1", "u-1")).matches
+    reveal(store, vault, world.bob, match.id, reason="review of case", ticket="ticket-one")
+    reveal(store, vault, world.bob, match.id, ticket="ticket-old")
+    with store.engine.connect() as conn:  # only the ticket's digest is stored
+        stored = set(conn.execute(select(REVEALS.c.ticket_hash)).scalars())
+    assert "ticket-one" not in stored and len(stored) == 2
+    # Someone else's fetch, or a wrong ticket, takes nothing and spends nothing.
+    assert claim_ticket(store, world.alice, "ticket-one") is None
+    assert claim_ticket(store, world.bob, "ticket-unknown") is None
+    claimed = claim_ticket(store, world.bob, "ticket-one")
+    assert claimed is not None
+    assert (claimed.case_match_id, claimed.vault_object_id) == (match.id, match.vault_object_id)
+    assert (claimed.media_type, claimed.reason) == ("image/jpeg", "review of case")
+    assert claim_ticket(store, world.bob, "ticket-one") is None  # once only
+    assert claim_ticket(store, world.bob, "ticket-old", ttl_s=0.0) is None  # too late
+    # Fetches racing in several threads (as in several worker processes) get it once.
+    reveal(store, vault, world.bob, match.id, ticket="ticket-raced")
+    start = threading.Barrier(4)
+
+    def fetch(_: int) -> bool:
+        start.wait()
+        return claim_ticket(store, world.bob, "ticket-raced") is not None
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(fetch, range(4))) == [False, False, False, True]
+    reveal(store, vault, world.bob, match.id, ticket="ticket-late")
+    set_disabled(store, "bob", True)
+    with pytest.raises(Forbidden, match="'bob' is disabled"):
+        claim_ticket(store, world.bob, "ticket-late")
 
 
 def test_a_reveal_needs_a_quarantined_copy(world: World) -> None:

@@ -41,6 +41,7 @@ from lightkeeper.service.web.signins import (
     FAILURES_PER_USER,
     SignInLimiter,
 )
+from lightkeeper.service.web.tickets import ClearImages
 from test_service_api import wait_until
 
 PASSWORD = "correct horse battery"
@@ -388,6 +389,37 @@ def test_a_reveal_is_audited_and_its_image_served_once(svc: TestService) -> None
     assert clear.headers["cache-control"] == "no-store"
     assert ana.get(found.group(1)).status_code == 410  # once only
     assert "1 / 50" in ana.get(case_path).text
+
+
+def test_a_reveals_image_is_served_by_whichever_worker_the_fetch_reaches(
+    svc: TestService,
+) -> None:
+    flagged = flag(svc, photo(5))
+    name = new_name()
+    ana = signed_in_reviewer(svc, name)
+    bo = signed_in_reviewer(svc)
+    case_path = f"/review/cases/{flagged.case_id}"
+    r = ana.post(
+        f"{case_path}/matches/{flagged.match_id}/reveal", data={"csrf": csrf_of(ana, case_path)}
+    )
+    found = re.search(r'src="(/review/clear/[A-Za-z0-9_-]+)"', r.text)
+    assert r.status_code == 200 and found is not None
+    # Another worker process has none of this one's memory: the bytes the reveal read are
+    # not there, only what the database holds.
+    web = svc.client.app.state.web
+    web.clear_images = ClearImages()
+    assert bo.get(found.group(1)).status_code == 410  # not the person who revealed
+    clear = ana.get(found.group(1))
+    assert clear.status_code == 200 and clear.content == flagged.data
+    assert ana.get(found.group(1)).status_code == 410  # still once only
+    vault = svc.client.app.state.runtime.actioner.vault
+    reads = [a for a in vault.access_log() if a.action == "read" and a.actor == f"reviewer:{name}"]
+    assert [a.reason for a in reads] == [
+        f"reveal: review of case {flagged.case_id}",
+        f"reveal: review of case {flagged.case_id} (image fetched through another worker)",
+    ]
+    events = list_events(svc.store.engine, subject=f"case-match/{flagged.match_id}")
+    assert len([e for e in events if e.action == "review.reveal"]) == 1  # one reveal
 
 
 def test_a_reveal_over_the_daily_cap_is_refused_with_a_reason(sqlite_svc: TestService) -> None:

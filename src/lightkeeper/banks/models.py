@@ -682,6 +682,11 @@ class ReviewRevealRow(Base):
     case_match_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("case_matches.id"))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(String(200))
+    # The reviewer UI's one fetch of the clear image (migration 0009): the SHA-256 of the
+    # ticket its page points at (never the ticket), and when that one fetch took it. Any
+    # worker can settle the fetch; the bytes themselves are never stored here.
+    ticket_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class NegativeFeedbackRow(Base):

@@ -17,6 +17,11 @@ audit trail truthful both ways: a read that fails (a destroyed object, a tampere
 leaves no ``review.reveal`` behind, and bytes whose reveal could not be recorded are dropped,
 never shown.
 
+A reveal made for the reviewer UI carries a one-time ticket (`reveal`'s ``ticket``): its
+page fetches the clear image with it, and `claim_ticket` settles that one fetch in the
+database, so whichever worker process serves the fetch, the image is served once, to the
+person who revealed it, within `TICKET_TTL_S`. Only the ticket's SHA-256 is stored.
+
 `was_viewed` answers from the audit trail, not from ``review_reveals``: the trail is the
 hash-chained record a report's ``fileViewedByEsp`` must rest on (see docs/review.md). Reads
 of the vault by the system (derivatives, report uploads) are not reveals and count as no view.
@@ -24,11 +29,12 @@ of the vault by the system (derivatives, report uploads) are not reveals and cou
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from lightkeeper.actions.cases import CASE_MATCHES
 from lightkeeper.actions.vault import OBJECTS, Vault
@@ -43,8 +49,11 @@ from lightkeeper.review.settings import DEFAULT_SETTINGS, ReviewSettings
 __all__ = [
     "REVEALS",
     "REVEAL_ACTION",
+    "TICKET_TTL_S",
     "Exposure",
     "RevealCapReached",
+    "RevealedFile",
+    "claim_ticket",
     "exposure_today",
     "reveal",
     "viewed_matches",
@@ -55,6 +64,8 @@ REVEALS = cast(Table, ReviewRevealRow.__table__)
 #: The audit action of a reveal; its subject is ``case-match/<id>``.
 REVEAL_ACTION = "review.reveal"
 MAX_REASON_CHARS = 200
+#: Seconds a reveal's ticket waits for its one fetch.
+TICKET_TTL_S = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +151,15 @@ def reveal(
     *,
     reason: str = "review",
     settings: ReviewSettings = DEFAULT_SETTINGS,
+    ticket: str | None = None,
 ) -> tuple[bytes, str]:
     """The clear content of one recorded match and its media type, for a person to see;
     audited and counted (see the module docstring).
 
     `RevealCapReached` (a `Conflict`) over the day's cap, `NotFound` for no such match or one
     with no quarantined copy (its policy did not quarantine it, or the copy was destroyed),
-    `Forbidden` for a disabled account.
+    `Forbidden` for a disabled account. With a `ticket`, the reveal can be fetched once more
+    with `claim_ticket` (the reviewer UI's image request).
     """
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON_CHARS or "\x00" in reason:
@@ -204,6 +217,7 @@ def reveal(
                 "case_match_id": case_match_id,
                 "at": now,
                 "reason": reason,
+                "ticket_hash": None if ticket is None else _digest(ticket),
             },
         )
         with acting_as(current.actor):
@@ -217,6 +231,63 @@ def reveal(
 
     _engine.write(store.engine, work)
     return data, str(match.media_type)
+
+
+@dataclass(frozen=True, slots=True)
+class RevealedFile:
+    """The recorded match a claimed ticket shows, and where its clear content is."""
+
+    case_match_id: int
+    vault_object_id: str
+    media_type: str
+    reason: str
+
+
+def _digest(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def claim_ticket(
+    store: BankStore, reviewer: Reviewer, ticket: str, *, ttl_s: float = TICKET_TTL_S
+) -> RevealedFile | None:
+    """Take a reveal's one fetch: the file it revealed, if `ticket` is `reviewer`'s, younger
+    than `ttl_s` and not fetched before; else None. One transaction marks it fetched, so two
+    fetches racing in two processes get it once. `Forbidden` for a disabled account.
+    """
+
+    def work(conn: Connection) -> RevealedFile | None:
+        person = active_in(conn, reviewer)
+        now = datetime.now(UTC)
+        digest = _digest(ticket)
+        taken = conn.execute(
+            update(REVEALS)
+            .where(
+                REVEALS.c.ticket_hash == digest,
+                REVEALS.c.reviewer_id == person.id,
+                REVEALS.c.fetched_at.is_(None),
+                REVEALS.c.at > now - timedelta(seconds=ttl_s),
+            )
+            .values(fetched_at=now)
+        )
+        if taken.rowcount != 1:
+            return None
+        row = conn.execute(
+            select(
+                REVEALS.c.case_match_id,
+                REVEALS.c.reason,
+                CASE_MATCHES.c.vault_object_id,
+                CASE_MATCHES.c.media_type,
+            )
+            .join(CASE_MATCHES, CASE_MATCHES.c.id == REVEALS.c.case_match_id)
+            .where(REVEALS.c.ticket_hash == digest)
+        ).one()
+        if row.vault_object_id is None:
+            return None
+        return RevealedFile(
+            int(row.case_match_id), str(row.vault_object_id), str(row.media_type), row.reason
+        )
+
+    return _engine.write(store.engine, work)
 
 
 def was_viewed(conn: Connection, case_match_id: int) -> bool:

@@ -11,7 +11,7 @@ Routes (all under ``/review``, all for a signed-in person):
 - ``GET /cases/{id}/matches/{m}/preview.png``: the preview (`derivatives`), made per request;
 - ``POST /cases/{id}/matches/{m}/reveal``: one explicit reveal (`exposure.reveal` audits it
   and enforces the daily cap); the answer is the case page with that copy's clear image,
-  fetched once from ``GET /clear/{ticket}`` (`tickets`);
+  fetched once from ``GET /clear/{ticket}``, by whichever worker serves it (`tickets`);
 - ``POST /cases/{id}/decide``: confirm (with A1/A2/B1/B2 and annotations), false positive,
   escalate, approve, disapprove (`decisions.decide`, which enforces who may do what);
 - ``POST /cases/{id}/report`` and ``POST /reports/{id}/submit``: see `web.reporting`.
@@ -41,13 +41,14 @@ from lightkeeper.review.decisions import (
     decisions_of,
     review_queue,
 )
-from lightkeeper.review.exposure import exposure_today, reveal, viewed_matches
+from lightkeeper.review.exposure import claim_ticket, exposure_today, reveal, viewed_matches
 from lightkeeper.service.access import REVIEW_PREFIX
 from lightkeeper.service.web.auth import Signed, SignedIn, check_csrf
 from lightkeeper.service.web.derivatives import DERIVATIVE_MEDIA_TYPE, preview_of_object
 from lightkeeper.service.web.render import WebError, page, page_errors, redirect
 from lightkeeper.service.web.reporting import reports_view
 from lightkeeper.service.web.state import store_of, vault_of, web_state
+from lightkeeper.service.web.tickets import new_ticket
 from lightkeeper.service.web.visibility import match_of, visible_case
 
 __all__ = ["CLASSIFICATIONS", "SHORTCUTS", "case_context", "router"]
@@ -198,6 +199,7 @@ def reveal_copy(
     if vault is None or copy.vault_object_id is None:
         raise WebError(404, "No media is held for this copy.", back=back)
     state = web_state(request)
+    ticket = new_ticket()
     with page_errors(back=back):
         data, media_type = reveal(
             store_of(request),
@@ -206,8 +208,9 @@ def reveal_copy(
             copy.id,
             reason=f"review of case {case_id}",
             settings=state.review_settings(),
+            ticket=ticket,
         )
-    ticket = state.clear_images.put(signed.reviewer.id, data, media_type)
+    state.clear_images.put(ticket, signed.reviewer.id, data, media_type)
     context = case_context(request, signed, detail, review, revealed={copy.id: ticket})
     return page(request, "case.html", context)
 
@@ -218,12 +221,25 @@ def clear_image(
     signed: SignedIn,
     ticket: str = Path(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$"),
 ) -> Response:
-    taken = web_state(request).clear_images.take(ticket, signed.reviewer.id)
-    if taken is None:
+    kept_here = web_state(request).clear_images.take(ticket, signed.reviewer.id)
+    with page_errors():
+        claimed = claim_ticket(store_of(request), signed.reviewer, ticket)
+    vault = vault_of(request)
+    if claimed is None or (kept_here is None and vault is None):
         raise WebError(
             410, "This clear image was already shown or has expired: reveal it again to see it."
         )
-    data, media_type = taken
+    if kept_here is not None:
+        data, media_type = kept_here
+    else:  # the reveal was made in another worker process, whose memory holds the bytes
+        assert vault is not None
+        with page_errors():
+            data = vault.read(
+                claimed.vault_object_id,
+                actor=signed.reviewer.actor,
+                reason=f"reveal: {claimed.reason} (image fetched through another worker)",
+            )
+        media_type = claimed.media_type
     if media_type not in _SHOWN_AS_IS:
         data, media_type = _as_png(data), "image/png"
     return Response(data, media_type=media_type, headers={"Content-Disposition": "inline"})
