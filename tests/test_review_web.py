@@ -509,6 +509,11 @@ def test_the_transparency_page_embeds_the_figures(sqlite_svc: TestService) -> No
     assert 'href="/review/static/transparency.css"' in r.text
     assert ana.get("/review/static/transparency.css").status_code == 200
     assert ana.get("/review/transparency?from=2026-13-01").status_code == 422
+    # The form's days are both included; the figures state the period as the CLI takes it.
+    january = ana.get("/review/transparency?from=2026-01-01&to=2026-01-31").text
+    assert 'name="from" value="2026-01-01"' in january
+    assert 'name="to" value="2026-01-31"' in january
+    assert '<time datetime="2026-02-01T00:00:00+00:00">2026-02-01</time>' in january
 
 
 def test_reporting_off_is_explained_on_a_confirmed_case(sqlite_svc: TestService) -> None:
