@@ -41,17 +41,17 @@ from lightkeeper.banks.models import (
 from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.cli.main import main
 from lightkeeper.errors import InvalidRequest
-from lightkeeper.reporting import transparency
 from lightkeeper.reporting.transparency import (
     CSV_COLUMNS,
     Distribution,
     ErrorCount,
     TransparencyFigures,
+    compute,
     compute_figures,
     parse_utc,
     wilson_interval,
 )
-from lightkeeper.reporting.transparency_page import render_fragment, render_page
+from lightkeeper.reporting.transparency.page import render_fragment, render_page
 
 
 def jan(day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -481,7 +481,7 @@ def url_of(store: BankStore) -> str:
 
 def test_every_figure_of_a_month(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Streamed a couple of rows at a time, so that cases straddle the batches.
-    monkeypatch.setattr(transparency, "_BATCH", 2)
+    monkeypatch.setattr(compute, "_BATCH", 2)
     before = datetime.now(UTC)
     figures = compute_figures(world.store, start=START, end=END)
     out = figures.to_dict()

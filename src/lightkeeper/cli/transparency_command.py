@@ -82,7 +82,7 @@ def transparency_command(
     elif fmt == "csv":
         text = figures.to_csv()
     else:
-        from lightkeeper.reporting.transparency_page import render_page
+        from lightkeeper.reporting.transparency.page import render_page
 
         text = render_page(figures)
     if output is None:

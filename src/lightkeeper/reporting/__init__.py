@@ -13,7 +13,7 @@ Two concerns live here, each in its own modules:
   contract, for tests and demonstrations (NCMEC itself is never contacted from tests).
 - **Transparency and error figures**: what was matched, acted on, reviewed, confirmed or
   found wrong, reported and appealed in a period, per list and algorithm, as JSON, CSV and
-  an HTML page (`lightkeeper.reporting.transparency`, `transparency_page`).
+  an HTML page (`lightkeeper.reporting.transparency`, `transparency.page`).
 
 Every report states truthfully, per file, whether a person at the provider viewed it: the
 audit trail of reveals is the only source (a system read of the vault, such as the upload

@@ -8,7 +8,7 @@
   out);
 - ``GET /review/static/review.css`` and ``review.js``: the only script and the style sheet
   (with ``transparency.css``, the transparency figures' own, from
-  `lightkeeper.reporting.transparency_page`).
+  `lightkeeper.reporting.transparency.page`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 
 from lightkeeper.errors import LightkeeperError
-from lightkeeper.reporting.transparency_page import STYLESHEET as TRANSPARENCY_STYLESHEET
+from lightkeeper.reporting.transparency.page import STYLESHEET as TRANSPARENCY_STYLESHEET
 from lightkeeper.review.accounts import authenticate
 from lightkeeper.review.sessions import end_session, start_session
 from lightkeeper.service.access import REVIEW_PREFIX

@@ -7,7 +7,7 @@
   feedback);
 - ``GET /review/transparency?from=YYYY-MM-DD&to=YYYY-MM-DD`` (anyone signed in): the
   figures of `lightkeeper.reporting.transparency` for those days (UTC, both included;
-  default: the last 30 days), drawn by `lightkeeper.reporting.transparency_page`.
+  default: the last 30 days), drawn by `lightkeeper.reporting.transparency.page`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 
 from lightkeeper.reporting.transparency import compute_figures
-from lightkeeper.reporting.transparency_page import render_fragment
+from lightkeeper.reporting.transparency.page import render_fragment
 from lightkeeper.review.appeals import decide_appeal, list_appeals
 from lightkeeper.service.access import REVIEW_PREFIX
 from lightkeeper.service.web.auth import Senior, SignedIn, check_csrf

@@ -14,7 +14,7 @@ the browser is told to keep them to this origin and out of every cache:
   revalidated instead), so that neither the browser nor a proxy keeps a copy.
 
 One exception, by path: the transparency page embeds the charts of
-`lightkeeper.reporting.transparency_page`, SVG drawn by matplotlib, which styles its shapes
+`lightkeeper.reporting.transparency.page`, SVG drawn by matplotlib, which styles its shapes
 with ``style`` attributes; that page alone allows inline *style* (never script). It shows
 aggregate figures only.
 

@@ -31,7 +31,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from lightkeeper.reporting.transparency import (
+from lightkeeper.reporting.transparency.figures import (
     CONFIDENCE,
     Distribution,
     ErrorCount,
