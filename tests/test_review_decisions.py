@@ -22,6 +22,7 @@ import pytest
 from argon2 import PasswordHasher
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image, ImageEnhance
 from sqlalchemy import func, select
 
 from conftest import synthetic_photo
@@ -33,6 +34,7 @@ from lightkeeper.actions.vault import Vault
 from lightkeeper.actions.vault_crypto import Keyring
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.audit import list_events, verify
+from lightkeeper.banks.records import NewEntry
 from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.errors import Conflict, Forbidden, InvalidRequest, NotFound, RevealCapReached
 from lightkeeper.exchange.importer import import_list
@@ -421,7 +423,9 @@ def test_a_false_positive_stops_the_entry_matching_for_good(world: World, tmp_pa
     sha = next(f for f in feedback if f.signal_type == "sha256")
     assert (sha.bank, sha.list_name, sha.distance) == ("known", "known-list", 0)
     allow = store.get_bank("false-positives")
-    assert allow.kind == "allow" and store.count_entries("false-positives") == 2
+    # The allow bank gets the content's own SHA-256, once, not the matched entries' hashes.
+    assert allow.kind == "allow" and store.count_entries("false-positives") == 1
+    assert store.find_entry("false-positives", "sha256", hashlib.sha256(upload).hexdigest())
     [event] = decision_events(store)
     assert (event["kind"], event["reinstate"]) == ("false_positive", True)
     assert event["uploaders"] == ["u-1", "u-2"] and event["uploader_count"] == 2
@@ -439,16 +443,60 @@ def test_a_false_positive_stops_the_entry_matching_for_good(world: World, tmp_pa
     with listing.open("rb") as stream:
         import_list(store, "known", stream, fmt="lines", signal_type="sha256")
     assert not store.get_entry(sha.entry_id).enabled
-    # … and a list that deletes the entry and brings it back (a new, enabled entry) is still
-    # suppressed, by the allow bank.
+    # … and a list that deletes the entry and brings it back adds it disabled, in that bank.
     store.remove_entry(sha.entry_id)
     with listing.open("rb") as stream:
         import_list(store, "known", stream, fmt="lines", signal_type="sha256")
     fresh = store.find_entry("known", "sha256", digest)
-    assert fresh is not None and fresh.enabled and fresh.id != sha.entry_id
+    assert fresh is not None and not fresh.enabled and fresh.id != sha.entry_id
+    others = [NewEntry("sha256", "ab" * 32), NewEntry("sha256", "cd" * 32)]
+    store.add_entries("known", others)  # the rest of the list is added as usual
+    assert all(store.find_entry("known", "sha256", e.value).enabled for e in others)
     again = Matcher(store).match_bytes(upload)
-    assert again.matches == () and [s.match.entry_id for s in again.suppressed] == [fresh.id]
+    assert again.matches == () and again.suppressed == ()
     assert verify(store.engine).ok
+
+
+def near_copy(data: bytes) -> bytes:
+    """A look-alike of `data`: brighter and re-encoded, so no exact hash is shared."""
+    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    ImageEnhance.Brightness(picture).enhance(1.06).save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_a_false_positive_on_a_look_alike_never_suppresses_the_listed_picture(
+    world: World,
+) -> None:
+    store = world.store
+    listed = photo(303)
+    listed_pdq = str(hash_bytes(listed)["pdq"])
+    store.add_entry("known", "pdq", listed_pdq, classification="A1")
+    look_alike = near_copy(listed)
+    assert str(hash_bytes(look_alike)["pdq"]) != listed_pdq
+    assert Matcher(store).match_bytes(look_alike).matched
+    case_id = world.case(look_alike, "req-303", "u-1")
+    decide(store, case_id, world.alice, "false_positive", note="not the listed picture")
+
+    # The look-alike itself is allowed, by its own SHA-256, and matches nothing here now.
+    [allowed] = store.iter_entries("false-positives")
+    assert (allowed.signal_type, allowed.value) == (
+        "sha256",
+        hashlib.sha256(look_alike).hexdigest(),
+    )
+    assert not Matcher(store).match_bytes(look_alike).matches
+    # Another list that holds the listed picture still matches it, and its copies: one
+    # person's judgement on a look-alike in one list suppresses nothing of another's.
+    store.create_bank("other", kind="block")
+    store.add_entry("other", "pdq", listed_pdq, classification="A1")
+    copy = near_copy(near_copy(listed))
+    found = Matcher(store).match_bytes(copy)
+    assert [m.bank for m in found.matches] == ["other"] and found.suppressed == ()
+    # In the list where it was judged wrong, the hash stays off even if the list re-adds it.
+    [entry] = store.iter_entries("known")
+    store.remove_entry(entry.id)
+    store.add_entry("known", "pdq", listed_pdq, classification="A1")
+    assert not store.find_entry("known", "pdq", listed_pdq).enabled
 
 
 def test_a_block_bank_under_the_false_positive_name_is_refused(world: World) -> None:

@@ -63,6 +63,13 @@ _BY_EXTERNAL_ID = (
     "WHERE bank_id = {p} AND external_id IN ({values})"
 )
 _DELETE = "DELETE FROM entries WHERE id IN ({values})"
+_ANY_SUPPRESSED = (
+    "SELECT 1 FROM entry_suppressions WHERE bank = (SELECT name FROM banks WHERE id = {p}) LIMIT 1"
+)
+_SUPPRESSED = (
+    "SELECT value FROM entry_suppressions WHERE signal_type = {p} AND value IN ({values}) "
+    "AND bank = (SELECT name FROM banks WHERE id = {p})"
+)
 
 
 @dataclass
@@ -238,6 +245,7 @@ def _apply_adds(
         return 0, 0, 0
     existing = _existing(sql, bank_id, plan.adds.keys())
     fresh = [new for key, new in plan.adds.items() if key not in existing]
+    held = _suppressed(sql, bank_id, [(new.signal_type, new.value) for new in fresh])
     ids = sql.reserve_ids(len(fresh)) if fresh else []
     sql.many(
         _ENTRY_INSERT,
@@ -254,7 +262,7 @@ def _apply_adds(
                 new.note,
                 stamp,
                 stamp,
-                True,
+                (new.signal_type, new.value) not in held,
             )
             for entry_id, new in zip(ids, fresh, strict=True)
         ],
@@ -278,6 +286,22 @@ def _apply_adds(
             log.append((bank_id, entry_id, "update", None, None, stamp))
     sql.many(_ENTRY_UPDATE, updates)
     return len(ids), len(updates), len(existing) - len(updates)
+
+
+def _suppressed(sql: _Sql, bank_id: int, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of these (signal type, value) keys that a false positive suppressed in this
+    bank (``entry_suppressions``, by bank name): they are added disabled. One cheap query
+    when the bank has no suppression, which is the rule."""
+    if not keys or sql.run(_ANY_SUPPRESSED, (bank_id,)).first() is None:
+        return set()
+    found: set[tuple[str, str]] = set()
+    for signal_type, values in group_by_type(keys).items():
+        for chunk in chunks(values):
+            rows = sql.run(
+                _SUPPRESSED, (signal_type, *chunk, bank_id), values=sql.values_in(len(chunk))
+            )
+            found.update((signal_type, value) for (value,) in rows)
+    return found
 
 
 def _existing(

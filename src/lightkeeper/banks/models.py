@@ -712,6 +712,29 @@ class NegativeFeedbackRow(Base):
     exported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class EntrySuppressionRow(Base):
+    """A list hash judged a false positive here (migration 0010): an entry of this bank with
+    this hash is held disabled whenever a list adds it again, even after it was deleted (a
+    list that removes and re-adds it, a bank rebuilt under the same name). Per bank name, so
+    it never touches another bank's entries, and never allow-lists the listed content."""
+
+    __tablename__ = "entry_suppressions"
+    __table_args__ = (
+        UniqueConstraint("bank", "signal_type", "value"),
+        CheckConstraint(_in("reason", FEEDBACK_REASONS), name="reason"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
+    bank: Mapped[str] = mapped_column(String(64))
+    signal_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+
+
 class AppealRow(Base):
     __tablename__ = "appeals"
     __table_args__ = (

@@ -513,27 +513,11 @@ class BankStore:
     def _set_enabled(
         self, entry_id: int, *, enabled: bool, disabled_until: datetime | None
     ) -> Entry:
-        def work(conn: Connection) -> Entry:
-            entry = _load_entry(conn, entry_id)
-            if entry.enabled == enabled and entry.disabled_until == disabled_until:
-                return entry
-            now = _now()
-            conn.execute(
-                update(ENTRIES)
-                .where(ENTRIES.c.id == entry_id)
-                .values(enabled=enabled, disabled_until=disabled_until, updated_at=now)
+        return self._write(
+            lambda conn: set_enabled_in(
+                conn, entry_id, enabled=enabled, disabled_until=disabled_until, now=_now()
             )
-            conn.execute(insert(CHANGES), change_row(entry.bank_id, entry_id, "update", now))
-            record(
-                conn,
-                "entry.enable" if enabled and disabled_until is None else "entry.disable",
-                f"bank:{entry.bank}",
-                {"entry_id": entry_id, "until": disabled_until},
-                at=now,
-            )
-            return _load_entry(conn, entry_id)
-
-        return self._write(work)
+        )
 
     # ------------------------------------------------------------------ entries: reads
 
@@ -825,6 +809,38 @@ class BankStore:
         if row is None:
             raise NotFound(f"no import with id {run_id}")
         return to_import_run(row)
+
+
+def set_enabled_in(
+    conn: Connection,
+    entry_id: int,
+    *,
+    enabled: bool,
+    disabled_until: datetime | None,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> Entry:
+    """Enable or disable one entry inside the caller's write transaction: the row, an
+    ``update`` in the change log (every process's index follows it) and an ``entry.enable``
+    or ``entry.disable`` audit event with `details` added. Nothing is written when the entry
+    is already so. `NotFound` if there is no such entry."""
+    entry = _load_entry(conn, entry_id)
+    if entry.enabled == enabled and entry.disabled_until == disabled_until:
+        return entry
+    conn.execute(
+        update(ENTRIES)
+        .where(ENTRIES.c.id == entry_id)
+        .values(enabled=enabled, disabled_until=disabled_until, updated_at=now)
+    )
+    conn.execute(insert(CHANGES), change_row(entry.bank_id, entry_id, "update", now))
+    record(
+        conn,
+        "entry.enable" if enabled and disabled_until is None else "entry.disable",
+        f"bank:{entry.bank}",
+        {"entry_id": entry_id, "until": disabled_until, **(details or {})},
+        at=now,
+    )
+    return _load_entry(conn, entry_id)
 
 
 def _write_ops(

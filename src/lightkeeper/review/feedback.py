@@ -2,22 +2,27 @@
 handed back to the list's provider.
 
 A false-positive decision, or an upheld appeal, says that the content of a case is not what
-the entries it matched claim. For every acting (block-bank) match recorded in the case, over
-every copy of the content, `suppress_in` does three things inside the decision's own
+the entries it matched claim. `suppress_in` does four things inside the decision's own
 transaction:
 
-1. **disables the entry** (``entries.enabled`` false, an ``update`` in the change log and an
-   ``entry.disable`` audit event, exactly as `BankStore.disable_entry` writes them), so that
-   every process's index stops matching it within its follow interval, and the matcher, which
-   reads each candidate entry back, stops at once;
-2. **adds the entry's hash to the allow bank** named by ``LIGHTKEEPER_FALSE_POSITIVE_BANK``
-   (made, as an allow bank, on first use). Re-importing a list never re-enables a disabled
-   entry (the store keeps ``enabled`` when an entry is re-added), but a list that deletes
-   the entry and adds it back later, or a bank rebuilt from the list, brings it back as a
-   new, enabled entry: the allow entry still suppresses it. An exact hash in the allow bank
-   suppresses every match of that very file; a perceptual one suppresses perceptual
-   matches of content near it (`lightkeeper.matching.matcher`);
-3. **records a negative-feedback row** (once per case and entry): bank, entry id, signal
+1. for every acting (block-bank) entry recorded in the case, over every copy of the content,
+   **disables the entry** (``entries.enabled`` false, an ``update`` in the change log and an
+   ``entry.disable`` audit event, written by `lightkeeper.banks.store.set_enabled_in` as
+   `BankStore.disable_entry` writes them), so that every process's index stops matching it
+   within its follow interval, and the matcher, which reads each candidate entry back,
+   stops at once;
+2. **records the entry's hash as suppressed in its bank** (``entry_suppressions``, by bank
+   name). Re-importing a list never re-enables a disabled entry (the store keeps
+   ``enabled`` when an entry is re-added), and a list that deletes the entry and adds it
+   back later, or a bank rebuilt under the same name, adds it disabled. Only that bank: the
+   same hash in another list is that list's claim, and still matches;
+3. **adds the content's own SHA-256 to the allow bank** named by
+   ``LIGHTKEEPER_FALSE_POSITIVE_BANK`` (made, as an allow bank, on first use): this very
+   file was judged benign, so no bank's match of it acts again. Never the matched entry's
+   hash: for a perceptual match that is the listed picture's hash, and an allow entry there
+   would suppress matches of the listed picture itself, in every bank
+   (`lightkeeper.matching.matcher`);
+4. **records a negative-feedback row** (once per case and entry): bank, entry id, signal
    type, the list's name, version and external id, the distance, why, when and who.
 
 The writes are made in the caller's transaction rather than through `BankStore` methods so
@@ -37,12 +42,17 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, insert, select, update
 
-from lightkeeper.actions.cases import CASE_MATCHES
-from lightkeeper.banks import _engine
+from lightkeeper.actions.cases import CASE_MATCHES, CASES
+from lightkeeper.banks import _bulk, _engine
 from lightkeeper.banks.audit import acting_as, record
-from lightkeeper.banks.models import BankRow, ChangeRow, EntryRow, NegativeFeedbackRow
-from lightkeeper.banks.records import Bank
-from lightkeeper.banks.store import BankStore
+from lightkeeper.banks.models import (
+    BankRow,
+    EntryRow,
+    EntrySuppressionRow,
+    NegativeFeedbackRow,
+)
+from lightkeeper.banks.records import Bank, NewEntry
+from lightkeeper.banks.store import BankStore, set_enabled_in
 from lightkeeper.banks.validation import validate_bank_name
 from lightkeeper.errors import Conflict, InvalidRequest, NotFound
 
@@ -58,8 +68,10 @@ __all__ = [
 FEEDBACK = cast(Table, NegativeFeedbackRow.__table__)
 ENTRIES = cast(Table, EntryRow.__table__)
 BANKS = cast(Table, BankRow.__table__)
-CHANGES = cast(Table, ChangeRow.__table__)
+SUPPRESSIONS = cast(Table, EntrySuppressionRow.__table__)
 
+#: The signal type of the content's own hash that a false positive allows.
+_CONTENT_SIGNAL = "sha256"
 _ALLOW_DESCRIPTION = "Known false positives, added by review decisions (lightkeeper.review)"
 
 
@@ -160,18 +172,19 @@ def suppress_in(
     ).scalar()
     if allow_id is None:
         raise Conflict(f"allow bank {allow_bank!r} was removed meanwhile; try again")
+    content = conn.execute(select(CASES.c.sha256).where(CASES.c.id == case_id)).scalar_one()
     acting = _acting_entries(conn, case_id)
     already = set(
         conn.execute(select(FEEDBACK.c.entry_id).where(FEEDBACK.c.case_id == case_id)).scalars()
     )
     added_feedback: list[int] = []
-    allowed = 0
     with acting_as(actor):
         for entry_id, item in acting.items():
             bank = _disable_in(conn, entry_id, case_id, reason, now) or str(item["bank"])
             value = item.get("value")
-            if value and _allow_in(conn, int(allow_id), str(item["signal_type"]), str(value), now):
-                allowed += 1
+            if value:
+                key = (bank, str(item["signal_type"]), str(value))
+                _suppress_in(conn, key, case_id=case_id, reason=reason, actor=actor, now=now)
             if entry_id in already:
                 continue
             added_feedback.append(
@@ -195,14 +208,7 @@ def suppress_in(
                     ).scalar_one()
                 )
             )
-        if allowed:
-            record(
-                conn,
-                "entries.write",
-                f"bank:{allow_bank}",
-                {"added": allowed, "updated": 0, "removed": 0, "case_id": case_id},
-                at=now,
-            )
+        _allow_in(conn, int(allow_id), allow_bank, str(content), case_id, now)
     return added_feedback
 
 
@@ -229,82 +235,84 @@ def _acting_entries(conn: Connection, case_id: int) -> dict[int, dict[str, Any]]
 def _disable_in(
     conn: Connection, entry_id: int, case_id: int, reason: str, now: datetime
 ) -> str | None:
-    """Disable one entry for good, as `BankStore.disable_entry` does; its bank's name now
-    (None when the entry was removed since: nothing left to disable)."""
-    row = conn.execute(
-        select(ENTRIES.c.bank_id, ENTRIES.c.enabled, ENTRIES.c.disabled_until, BANKS.c.name)
-        .join(BANKS, BANKS.c.id == ENTRIES.c.bank_id)
-        .where(ENTRIES.c.id == entry_id)
-    ).first()
-    if row is None:
-        return None
-    if row.enabled or row.disabled_until is not None:
-        conn.execute(
-            update(ENTRIES)
-            .where(ENTRIES.c.id == entry_id)
-            .values(enabled=False, disabled_until=None, updated_at=now)
+    """Disable one entry for good; its bank's name now (None when the entry was removed
+    since: nothing left to disable)."""
+    try:
+        entry = set_enabled_in(
+            conn,
+            entry_id,
+            enabled=False,
+            disabled_until=None,
+            now=now,
+            details={"case_id": case_id, "reason": reason},
         )
+    except NotFound:
+        return None
+    return entry.bank
+
+
+def _suppress_in(
+    conn: Connection,
+    key: tuple[str, str, str],
+    *,
+    case_id: int,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Record (bank name, signal type, value) as suppressed, unless it is already."""
+    bank, signal_type, value = key
+    held = conn.execute(
+        select(SUPPRESSIONS.c.id).where(
+            SUPPRESSIONS.c.bank == bank,
+            SUPPRESSIONS.c.signal_type == signal_type,
+            SUPPRESSIONS.c.value == value,
+        )
+    ).first()
+    if held is None:
         conn.execute(
-            insert(CHANGES),
+            insert(SUPPRESSIONS),
             {
-                "bank_id": row.bank_id,
-                "entry_id": entry_id,
-                "op": "update",
-                "signal_type": None,
-                "value": None,
-                "changed_at": now,
+                "bank": bank,
+                "signal_type": signal_type,
+                "value": value,
+                "case_id": case_id,
+                "reason": reason,
+                "at": now,
+                "actor": actor[:200],
             },
         )
-        record(
-            conn,
-            "entry.disable",
-            f"bank:{row.name}",
-            {"entry_id": entry_id, "until": None, "case_id": case_id, "reason": reason},
-            at=now,
-        )
-    return str(row.name)
 
 
-def _allow_in(conn: Connection, bank_id: int, signal_type: str, value: str, now: datetime) -> bool:
-    """Add a hash to the allow bank unless it holds it already; whether it was added."""
+def _allow_in(
+    conn: Connection, bank_id: int, bank: str, sha256: str, case_id: int, now: datetime
+) -> None:
+    """Put the content's SHA-256 in the allow bank, enabled (an entry that is there but
+    disabled is enabled again: a person has just judged the file benign), with its audit
+    record; nothing when it is there and enabled."""
     held = conn.execute(
-        select(ENTRIES.c.id).where(
+        select(ENTRIES.c.id, ENTRIES.c.enabled, ENTRIES.c.disabled_until).where(
             ENTRIES.c.bank_id == bank_id,
-            ENTRIES.c.signal_type == signal_type,
-            ENTRIES.c.value == value,
+            ENTRIES.c.signal_type == _CONTENT_SIGNAL,
+            ENTRIES.c.value == sha256,
         )
     ).first()
     if held is not None:
-        return False
-    entry_id = conn.execute(
-        insert(ENTRIES).returning(ENTRIES.c.id),
-        {
-            "bank_id": bank_id,
-            "signal_type": signal_type,
-            "value": value,
-            "list_name": None,
-            "list_version": None,
-            "external_id": None,
-            "classification": None,
-            "note": "judged a false positive in review",
-            "added_at": now,
-            "updated_at": now,
-            "enabled": True,
-            "disabled_until": None,
-        },
-    ).scalar_one()
-    conn.execute(
-        insert(CHANGES),
-        {
-            "bank_id": bank_id,
-            "entry_id": entry_id,
-            "op": "add",
-            "signal_type": None,
-            "value": None,
-            "changed_at": now,
-        },
+        if not held.enabled or held.disabled_until is not None:
+            details = {"case_id": case_id, "reason": "judged a false positive in review"}
+            set_enabled_in(
+                conn, int(held.id), enabled=True, disabled_until=None, now=now, details=details
+            )
+        return
+    entry = NewEntry(_CONTENT_SIGNAL, sha256, note="judged a false positive in review")
+    report = _bulk.apply(conn, bank_id, _bulk.plans([entry]), now)
+    record(
+        conn,
+        "entries.write",
+        f"bank:{bank}",
+        {"added": report.added, "updated": 0, "removed": 0, "case_id": case_id},
+        at=now,
     )
-    return True
 
 
 # ---------------------------------------------------------------------- reading, export
