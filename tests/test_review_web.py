@@ -500,6 +500,24 @@ def test_appeals_are_answered_by_seniors_only(sqlite_svc: TestService) -> None:
     assert f'id="appeal-{appeal.id}"' not in sara.get("/review/appeals").text
 
 
+def test_an_appeal_upheld_in_the_browser_uses_the_configured_allow_bank(
+    sqlite_svc: TestService,
+) -> None:
+    svc = sqlite_svc
+    flagged = flag(svc, photo(11), uploader="user-98")
+    appeal = file_appeal(svc.store, flagged.case_id, statement="a garden", uploader="user-98")
+    sara = signed_in_reviewer(svc, role="senior")
+    csrf = csrf_of(sara, "/review/appeals")
+    with review_settings(svc, ReviewSettings(false_positive_bank="fp-local")):
+        r = sara.post(
+            f"/review/appeals/{appeal.id}",
+            data={"csrf": csrf, "outcome": "uphold", "reason": "benign"},
+        )
+    assert r.status_code == 303, r.text
+    assert svc.store.get_bank("fp-local").kind == "allow"
+    assert svc.store.count_entries("fp-local") == 1
+
+
 def test_the_transparency_page_embeds_the_figures(sqlite_svc: TestService) -> None:
     flag(sqlite_svc, photo(9))
     ana = signed_in_reviewer(sqlite_svc)
@@ -509,6 +527,10 @@ def test_the_transparency_page_embeds_the_figures(sqlite_svc: TestService) -> No
     assert 'href="/review/static/transparency.css"' in r.text
     assert ana.get("/review/static/transparency.css").status_code == 200
     assert ana.get("/review/transparency?from=2026-13-01").status_code == 422
+    for query in ("to=9999-12-31", "to=0001-01-05", "from=0001-01-01&to=0001-01-02"):
+        assert ana.get(f"/review/transparency?{query}").status_code == 422, query
+    # A `from` more than the default 30 days back is not overflowed by that default.
+    assert ana.get("/review/transparency?from=1970-01-01&to=1970-01-02").status_code == 200
     # The form's days are both included; the figures state the period as the CLI takes it.
     january = ana.get("/review/transparency?from=2026-01-01&to=2026-01-31").text
     assert 'name="from" value="2026-01-01"' in january

@@ -24,7 +24,7 @@ from lightkeeper.review.appeals import decide_appeal, list_appeals
 from lightkeeper.service.access import REVIEW_PREFIX
 from lightkeeper.service.web.auth import Senior, SignedIn, check_csrf
 from lightkeeper.service.web.render import WebError, page, page_errors, redirect
-from lightkeeper.service.web.state import store_of
+from lightkeeper.service.web.state import store_of, web_state
 
 __all__ = ["DEFAULT_PERIOD_DAYS", "period", "router"]
 
@@ -68,8 +68,14 @@ def decide_appeal_form(
             signed.reviewer,
             uphold=outcome == "uphold",
             reason=reason.strip(),
+            settings=web_state(request).review_settings(),
         )
     return redirect(request, f"{back}?done={'upheld' if outcome == 'uphold' else 'denied'}")
+
+
+#: The days the page's form accepts: far enough either way, and no date arithmetic overflows.
+_FIRST_DAY = date(1970, 1, 1)
+_LAST_DAY = date(9998, 12, 31)
 
 
 def period(
@@ -80,16 +86,20 @@ def period(
 
     def day(text: str, name: str) -> date:
         try:
-            return date.fromisoformat(text.strip())
+            found = date.fromisoformat(text.strip())
         except ValueError:
             raise WebError(422, f"{name} must be a date (YYYY-MM-DD), not {text!r}.") from None
+        if not _FIRST_DAY <= found <= _LAST_DAY:
+            raise WebError(422, f"{name} must be a day from {_FIRST_DAY} to {_LAST_DAY}.")
+        return found
 
     end = now
     if end_text:
         end = datetime.combine(day(end_text, "to") + timedelta(days=1), time(), tzinfo=UTC)
-    start = end - timedelta(days=DEFAULT_PERIOD_DAYS)
     if start_text:
         start = datetime.combine(day(start_text, "from"), time(), tzinfo=UTC)
+    else:
+        start = end - timedelta(days=DEFAULT_PERIOD_DAYS)
     if start >= end:
         raise WebError(422, "The period must start before it ends.")
     return start, end
