@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from lightkeeper.banks.testing import backends
 from lightkeeper.cli.main import main
 from lightkeeper.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from lightkeeper.matching import Matcher
+from lightkeeper.reporting.transparency import compute_figures
 from lightkeeper.review.accounts import create_reviewer
 from lightkeeper.review.appeals import (
     APPEALS,
@@ -34,7 +36,12 @@ from lightkeeper.review.appeals import (
     get_appeal,
     list_appeals,
 )
-from lightkeeper.review.decisions import decide, decisions_of, review_of
+from lightkeeper.review.decisions import (
+    FALSE_POSITIVE_ANSWER,
+    decide,
+    decisions_of,
+    review_of,
+)
 from lightkeeper.review.feedback import list_feedback
 from lightkeeper.service.testing import TestService, service_client
 from test_review_decisions import (
@@ -152,6 +159,26 @@ def test_an_appeal_of_an_undecided_case_can_be_upheld(world: World) -> None:
     assert review is not None and (review.state, review.classification) == ("reversed", None)
     with pytest.raises(Conflict, match="already closed as reversed"):
         decide(store, case_id, world.carol, "confirm", classification="A1")
+
+
+def test_a_false_positive_answers_the_open_appeal_and_counts_one_error(world: World) -> None:
+    store = world.store
+    case_id = world.listed_case(84)
+    appeal = file_appeal(store, case_id, statement="my garden", uploader="u-1")
+    decide(store, case_id, world.alice, "false_positive")
+    answered = get_appeal(store, appeal.id)
+    assert answered.status == "upheld" and answered.reason == FALSE_POSITIVE_ANSWER
+    # Nothing is left to decide, and nothing is reversed a second time.
+    with pytest.raises(Conflict, match=f"appeal {appeal.id} was already upheld"):
+        decide_appeal(store, appeal.id, world.carol, uphold=True, reason="benign")
+    assert [d.kind for d in decisions_of(store, case_id)] == ["false_positive"]
+    review = review_of(store, case_id)
+    assert review is not None and review.state == "false_positive"
+    now = datetime.now(UTC)
+    figures = compute_figures(store, start=now - timedelta(days=1), end=now + timedelta(days=1))
+    errors = figures.errors.overall
+    assert (errors.false_positive, errors.reversed) == (1, 0)
+    assert figures.appeals.upheld == 1
 
 
 def test_what_cannot_be_appealed(world: World) -> None:

@@ -267,18 +267,44 @@ def test_refusals_say_what_is_wrong(world: World) -> None:
 def test_a_disapproval_escalates_to_a_senior_who_decides(world: World) -> None:
     store, alice, bob, carol = world.store, world.alice, world.bob, world.carol
     case_id = world.listed_case(3)
-    decide(store, case_id, alice, "confirm", classification="A2")
+    decide(store, case_id, alice, "confirm", classification="A2", annotations=["infant"])
     review = decide(store, case_id, bob, "disapprove", note="looks like a meme")
+    # The disapproved confirmation's classification and annotations go with it.
     assert (review.state, review.confirmed_by) == ("escalated", None)
+    assert (review.classification, review.annotations, review.senior_only) == (None, (), True)
     with pytest.raises(Conflict, match=r"not awaiting approval .*escalated"):
         decide(store, case_id, bob, "approve")
-    review = decide(store, case_id, carol, "confirm", classification="B2")
+    review = decide(store, case_id, carol, "confirm", classification="B2", annotations=["viral"])
     assert (review.state, review.classification, review.confirmed_by) == (
         "awaiting_approval",
         "B2",
         "carol",
     )
-    assert decide(store, case_id, alice, "approve").state == "confirmed"
+    assert review.annotations == ("viral",) and review.senior_only
+    # The case stays with seniors: neither a reviewer (the first confirmer included) approves
+    # a senior's confirmation of it, nor finds it in their queue.
+    for person in (alice, bob):
+        assert case_id not in [item.case.id for item in review_queue(store, person)]
+        with pytest.raises(Forbidden, match=r"was escalated: only a senior .* may approve"):
+            decide(store, case_id, person, "approve")
+    sara = create_reviewer(store, "sara", role="senior")
+    assert case_id in [item.case.id for item in review_queue(store, sara)]
+    review = decide(store, case_id, sara, "approve")
+    assert (review.state, review.approved_by, review.senior_only) == ("confirmed", "sara", False)
+
+
+def test_a_false_positive_withdraws_an_earlier_classification(world: World) -> None:
+    store = world.store
+    case_id = world.listed_case(6)
+    decide(store, case_id, world.alice, "confirm", classification="A1", annotations=["infant"])
+    decide(store, case_id, world.bob, "disapprove")
+    review = decide(store, case_id, world.carol, "false_positive")
+    assert (review.state, review.classification, review.annotations) == (
+        "false_positive",
+        None,
+        (),
+    )
+    assert decision_events(store)[-1]["classification"] is None
 
 
 def test_without_the_two_person_rule_a_confirmation_is_final(world: World) -> None:

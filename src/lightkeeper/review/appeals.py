@@ -3,7 +3,8 @@
 The platform files an appeal for one of its users (`file_appeal`; over HTTP,
 ``POST /v1/cases/{id}/appeals`` with a key of scope ``appeal``) with the user's statement
 and their uploader reference, which must be one the case recorded. A case already closed as
-a false positive or reversed has nothing left to appeal.
+a false positive or reversed has nothing left to appeal, and a false positive decided while
+an appeal is open answers it: upheld, counted once, as the false positive.
 
 A case has at most one open appeal, since its decision covers every upload of the case.
 Filing the same appeal again (same uploader and statement) while it is open returns it
@@ -41,11 +42,12 @@ from sqlalchemy.orm import aliased
 from lightkeeper.actions.cases import CASE_MATCHES, CASES, validate_uploader
 from lightkeeper.banks import _engine
 from lightkeeper.banks.audit import acting_as, record
-from lightkeeper.banks.models import APPEAL_STATUSES, AppealRow, ReviewerRow
+from lightkeeper.banks.models import APPEAL_STATUSES, ReviewerRow
 from lightkeeper.banks.store import BankStore
 from lightkeeper.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from lightkeeper.review.accounts import Reviewer, active_in
 from lightkeeper.review.decisions import (
+    APPEALS,
     CASE_REVIEWS,
     announce_in,
     insert_decision,
@@ -67,7 +69,6 @@ __all__ = [
     "list_appeals",
 ]
 
-APPEALS = cast(Table, AppealRow.__table__)
 REVIEWERS = cast(Table, ReviewerRow.__table__)
 
 MAX_STATEMENT_CHARS = 10_000
@@ -242,8 +243,16 @@ def decide_appeal(
             select(CASE_REVIEWS).where(CASE_REVIEWS.c.case_id == case.id).with_for_update()
         ).first()
         state = None if review is None else str(review.state)
+        if uphold and state in _CLEARED:
+            # Cleared meanwhile (a false positive answers the open appeal itself; this is a
+            # store from before it did): the user is right, and nothing is left to reverse.
+            raise Conflict(
+                f"case {case.id} is already closed as {state.replace('_', ' ')}: what was "
+                "done to the upload is already reversed, and upholding would count the error "
+                "twice"
+            )
         new_state = state
-        if uphold and state != "reversed":
+        if uphold:
             new_state = "reversed"
             write_review_in(conn, int(case.id), review, _reversal_values(review, now))
             conn.execute(
@@ -263,7 +272,7 @@ def decide_appeal(
             conn, int(case.id), person, kind, note=f"appeal {appeal_id}: {reason}", at=now
         )
         with acting_as(person.actor):
-            if uphold and state != "reversed":
+            if uphold:
                 suppress_in(
                     conn,
                     int(case.id),

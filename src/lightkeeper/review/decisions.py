@@ -16,7 +16,9 @@ someone decides it. Then (``case_reviews.state``):
   reported; ``cases.status`` becomes ``decided``.
 - **approve** / **disapprove**: only on a case awaiting approval, and never by the person who
   confirmed it. A disapproval escalates the case.
-- **escalate**: a senior reviewer (or an admin) decides from there; nobody else may.
+- **escalate**: a senior reviewer (or an admin) decides from there; nobody else may. A case
+  once escalated (or disapproved) stays with seniors: a senior's confirmation of it must be
+  approved or disapproved by another senior (or an admin), not by the person who escalated.
 - **false_positive**: the content is not what the list says. ``cases.status`` becomes
   ``closed``, and every block entry that acted in the case is suppressed for this platform,
   with negative feedback for the list's provider (`lightkeeper.review.feedback`).
@@ -49,9 +51,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast, get_args
+from typing import Any, Final, Literal, cast, get_args
 
-from sqlalchemy import Connection, Row, Table, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    and_,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from lightkeeper.actions import webhooks
@@ -60,6 +74,7 @@ from lightkeeper.banks import _engine
 from lightkeeper.banks.audit import acting_as, record
 from lightkeeper.banks.models import (
     CLASSIFICATIONS,
+    AppealRow,
     CaseReviewRow,
     ReviewDecisionRow,
     ReviewerRow,
@@ -89,6 +104,7 @@ __all__ = [
     "validate_annotations",
 ]
 
+APPEALS = cast(Table, AppealRow.__table__)
 CASE_REVIEWS = cast(Table, CaseReviewRow.__table__)
 REVIEW_DECISIONS = cast(Table, ReviewDecisionRow.__table__)
 REVIEWERS = cast(Table, ReviewerRow.__table__)
@@ -135,6 +151,14 @@ class CaseReview:
     confirmed_by: str | None
     approved_by: str | None
     updated_at: datetime
+    #: Whether it was ever escalated (or a confirmation disapproved): from then on only a
+    #: senior reviewer or an admin decides it, its approval included.
+    escalated: bool = False
+
+    @property
+    def senior_only(self) -> bool:
+        """Whether only a senior reviewer or an admin may see and decide it now."""
+        return self.state == "escalated" or (self.escalated and self.state == "awaiting_approval")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,6 +252,10 @@ def _validate_classification(kind: str, classification: str | None) -> str | Non
 # ---------------------------------------------------------------------- deciding
 
 
+#: Decisions that send a case to seniors.
+_ESCALATING: Final = ("escalate", "disapprove")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -243,8 +271,10 @@ def _next_state(
     reviewer: Reviewer,
     case_id: int,
     settings: ReviewSettings,
+    escalated: bool,
 ) -> str:
-    """The state `kind` leads to from `state`; the error saying why not, when it may not."""
+    """The state `kind` leads to from `state`; the error saying why not, when it may not.
+    `escalated`: the case was escalated before, so its approval needs a senior too."""
     if state in _FINAL:
         raise Conflict(
             f"case {case_id} is already {_state_name(state)}: no decision changes it now "
@@ -263,6 +293,11 @@ def _next_state(
             raise Forbidden(
                 f"{reviewer.username} confirmed case {case_id}: under the two-person rule "
                 "someone else must approve or disapprove it"
+            )
+        if escalated and not reviewer.is_senior:
+            raise Forbidden(
+                f"case {case_id} was escalated: only a senior reviewer or an admin may "
+                f"{kind} its confirmation"
             )
         return "confirmed" if kind == "approve" else "escalated"
     if state == "awaiting_approval":
@@ -315,11 +350,20 @@ def decide(
             select(CASE_REVIEWS).where(CASE_REVIEWS.c.case_id == case_id).with_for_update()
         ).first()
         state = None if review is None else str(review.state)
-        new_state = _next_state(kind, state, review, person, case_id, settings)
+        escalated = bool(conn.execute(select(_escalated(case_id))).scalar())
+        new_state = _next_state(kind, state, review, person, case_id, settings, escalated)
+        # A confirmation states the classification and annotations afresh; an approval or an
+        # escalation adds to them; a disapproval or a false positive withdraws them.
         previous = () if review is None else tuple(json.loads(review.annotations))
+        if kind == "confirm":
+            annotations: tuple[str, ...] = kept
+        elif kind in ("approve", "escalate"):
+            annotations = tuple(dict.fromkeys(previous + kept))
+        else:
+            annotations = ()
         values: dict[str, Any] = {
             "state": new_state,
-            "annotations": json.dumps(list(dict.fromkeys(previous + kept))),
+            "annotations": json.dumps(list(annotations)),
             "updated_at": now,
         }
         if kind == "confirm":
@@ -329,7 +373,9 @@ def decide(
         elif kind == "approve":
             values.update(approved_by=person.id, approved_at=now)
         elif kind == "disapprove":
-            values.update(confirmed_by=None, confirmed_at=None)
+            values.update(classification=None, confirmed_by=None, confirmed_at=None)
+        elif kind == "false_positive":
+            values.update(classification=None)
         write_review_in(conn, case_id, review, values)
         status = {"confirmed": "decided", "false_positive": "closed"}.get(new_state)
         if status is not None:
@@ -349,6 +395,7 @@ def decide(
                     actor=person.actor,
                     now=now,
                 )
+                answer_open_appeals_in(conn, case_id, person, decision_id, now)
             event = {
                 "kind": kind,
                 "state": new_state,
@@ -378,6 +425,45 @@ def decide(
 
 def _classification(review: Row[Any] | None) -> str | None:
     return None if review is None else review.classification
+
+
+#: The answer an open appeal gets when its case is closed as a false positive.
+FALSE_POSITIVE_ANSWER: Final = (
+    "The case was closed as a false positive: what was done to the upload is reversed."
+)
+
+
+def answer_open_appeals_in(
+    conn: Connection, case_id: int, person: Reviewer, decision_id: int, now: datetime
+) -> list[int]:
+    """Answer the case's open appeal as upheld, once its case was cleared by a false
+    positive (decision `decision_id`), in the caller's transaction; the ids answered.
+
+    The false positive is the verdict, counted once in the error figures; the appeal gets
+    the answer its user was waiting for, and nothing is reversed a second time.
+    """
+    answered = [
+        int(i)
+        for i in conn.execute(
+            select(APPEALS.c.id).where(APPEALS.c.case_id == case_id, APPEALS.c.status == "open")
+        ).scalars()
+    ]
+    for appeal_id in answered:
+        conn.execute(
+            update(APPEALS)
+            .where(APPEALS.c.id == appeal_id)
+            .values(
+                status="upheld", decided_by=person.id, decided_at=now, reason=FALSE_POSITIVE_ANSWER
+            )
+        )
+        record(
+            conn,
+            "review.appeal",
+            f"case/{case_id}",
+            {"appeal_id": appeal_id, "event": "upheld", "decision_id": decision_id},
+            at=now,
+        )
+    return answered
 
 
 def lock_case_in(conn: Connection, case_id: int) -> Row[Any]:
@@ -473,6 +559,13 @@ def announce_in(
 # ---------------------------------------------------------------------- reading
 
 
+def _escalated(case_id: Any) -> Any:
+    """Whether the case's history holds an escalation (or a disapproval, which escalates)."""
+    return exists().where(
+        REVIEW_DECISIONS.c.case_id == case_id, REVIEW_DECISIONS.c.kind.in_(_ESCALATING)
+    )
+
+
 def _review_select() -> Any:
     confirmer = aliased(REVIEWERS)
     approver = aliased(REVIEWERS)
@@ -481,6 +574,7 @@ def _review_select() -> Any:
             CASE_REVIEWS,
             confirmer.c.username.label("confirmer"),
             approver.c.username.label("approver"),
+            _escalated(CASE_REVIEWS.c.case_id).label("escalated"),
         )
         .outerjoin(confirmer, confirmer.c.id == CASE_REVIEWS.c.confirmed_by)
         .outerjoin(approver, approver.c.id == CASE_REVIEWS.c.approved_by)
@@ -496,6 +590,7 @@ def _to_review(row: Row[Any]) -> CaseReview:
         confirmed_by=row.confirmer,
         approved_by=row.approver,
         updated_at=row.updated_at,
+        escalated=bool(row.escalated),
     )
 
 
@@ -547,12 +642,12 @@ def review_queue(store: BankStore, reviewer: Reviewer, *, limit: int = 50) -> li
     if not 1 <= limit <= MAX_QUEUE:
         raise InvalidRequest(f"a queue limit is from 1 to {MAX_QUEUE}")
     state = CASE_REVIEWS.c.state
-    needs_me = [
-        state.is_(None),
-        and_(state == "awaiting_approval", CASE_REVIEWS.c.confirmed_by != reviewer.id),
-    ]
+    awaiting = and_(state == "awaiting_approval", CASE_REVIEWS.c.confirmed_by != reviewer.id)
+    needs_me: list[ColumnElement[bool]] = [state.is_(None)]
     if reviewer.is_senior:
-        needs_me.append(state == "escalated")
+        needs_me += [awaiting, state == "escalated"]
+    else:
+        needs_me.append(and_(awaiting, ~_escalated(CASES.c.id)))
     query = (
         select(CASES)
         .outerjoin(CASE_REVIEWS, CASE_REVIEWS.c.case_id == CASES.c.id)

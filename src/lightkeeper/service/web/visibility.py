@@ -2,8 +2,9 @@
 
 A signed-in person may see a case that was sent to review (it has a review priority; the
 others were acted on by policy alone and never meant for a person's eyes), except that an
-escalated case is for senior reviewers and admins only. Seeing a case is what allows acting
-on it; `lightkeeper.review.decisions.decide` checks again who may take which decision.
+escalated case is for senior reviewers and admins only, and so is its confirmation's
+approval once a senior has confirmed it (`CaseReview.senior_only`). Seeing a case is what
+allows acting on it; `lightkeeper.review.decisions.decide` checks again who may take which decision.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def may_see(signed: Signed, detail: CaseDetail, review: CaseReview | None) -> No
     """Raise the error page unless this person may see (and so act on) this case."""
     if detail.case.priority is None:
         raise WebError(404, f"Case {detail.case.id} was not sent to review.")
-    if review is not None and review.state == "escalated" and not signed.reviewer.is_senior:
+    if review is not None and review.senior_only and not signed.reviewer.is_senior:
         raise WebError(
             403,
             f"Case {detail.case.id} was escalated: only senior reviewers and admins may "
