@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import re
 from importlib import resources
 
 from fastapi import APIRouter, Form, Path, Request
@@ -26,6 +27,7 @@ from lightkeeper.review.sessions import end_session, start_session
 from lightkeeper.service.access import REVIEW_PREFIX
 from lightkeeper.service.web.auth import (
     SESSION_COOKIE,
+    SIGN_IN_COOKIE,
     Signed,
     SignedIn,
     check_csrf,
@@ -39,6 +41,7 @@ from lightkeeper.service.web.auth import (
     signed_in,
 )
 from lightkeeper.service.web.render import SignInNeeded, WebError, page, redirect
+from lightkeeper.service.web.signins import SignInRefused
 from lightkeeper.service.web.state import store_of, web_state
 
 __all__ = ["STATIC_FILES", "fallback", "router"]
@@ -55,10 +58,24 @@ STATIC_FILES = {
 _CSS = "text/css; charset=utf-8"
 #: Longest user name or password read from the sign-in form.
 _MAX_FIELD = 1024
+#: A sign-in cookie worth reusing: URL-safe, as long as `new_sign_in_token`'s at least, and
+#: no longer than the form's field takes back.
+_SIGN_IN_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{43,{_MAX_FIELD}}}")
 
 
 def _address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
+
+
+def _current_sign_in_token(request: Request) -> str | None:
+    """The token of the sign-in cookie the browser already holds, if it is one this page
+    could have set and the form could send back; None: mint a new one.
+
+    Reusing it keeps every open sign-in form valid: a new token at every GET would leave
+    the form in an older tab failing its check (403) after another tab loaded the page.
+    """
+    token = request.cookies.get(SIGN_IN_COOKIE) or ""
+    return token if _SIGN_IN_TOKEN.fullmatch(token) else None
 
 
 def _already(request: Request) -> Signed | None:
@@ -76,7 +93,7 @@ def _sign_in_form(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    token = new_sign_in_token()
+    token = _current_sign_in_token(request) or new_sign_in_token()
     context = {"next": next_path, "username": username, "error": error, "token": token}
     response = page(request, "signin.html", context, status=status)
     set_sign_in_cookie(request, response, token)
@@ -112,30 +129,32 @@ def sign_in(
     next_path = safe_next(next)
     username = username.strip()
     limiter = web_state(request).sign_ins
-    address = _address(request)
-    wait = limiter.wait(username, address)
-    if wait > 0:
-        minutes = max(1, math.ceil(wait / 60))
-        return _sign_in_form(
+    store = store_of(request)
+    try:
+        with limiter.attempt(username, _address(request)) as attempt:
+            try:
+                reviewer = authenticate(store, username, password)
+            except LightkeeperError:
+                attempt.failed()
+                return _sign_in_form(
+                    request,
+                    next_path=next_path,
+                    username=username,
+                    error="Wrong user name or password, or the account is disabled.",
+                    status=401,
+                )
+            attempt.succeeded()
+    except SignInRefused as refused:
+        minutes = max(1, math.ceil(refused.wait_s / 60))
+        response = _sign_in_form(
             request,
             next_path=next_path,
             username=username,
             error=f"Too many failed sign-ins. Try again in {minutes} minute(s).",
             status=429,
         )
-    store = store_of(request)
-    try:
-        reviewer = authenticate(store, username, password)
-    except LightkeeperError:
-        limiter.failed(username, address)
-        return _sign_in_form(
-            request,
-            next_path=next_path,
-            username=username,
-            error="Wrong user name or password, or the account is disabled.",
-            status=401,
-        )
-    limiter.succeeded(username)
+        response.headers["Retry-After"] = str(max(1, math.ceil(refused.wait_s)))
+        return response
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         end_session(store, old)  # a new token at every sign-in: no session fixation
