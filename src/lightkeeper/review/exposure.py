@@ -20,7 +20,10 @@ never shown.
 A reveal made for the reviewer UI carries a one-time ticket (`reveal`'s ``ticket``): its
 page fetches the clear image with it, and `claim_ticket` settles that one fetch in the
 database, so whichever worker process serves the fetch, the image is served once, to the
-person who revealed it, within `TICKET_TTL_S`. Only the ticket's SHA-256 is stored.
+person who revealed it, within `TICKET_TTL_S`. Only the ticket's SHA-256 is stored. Such a
+reveal is counted against the cap at once, but its ``review.reveal`` event is recorded by
+`record_view` when the image is fetched, just before its bytes go out: a page whose image
+never loaded is no view.
 
 `was_viewed` answers from the audit trail, not from ``review_reveals``: the trail is the
 hash-chained record a report's ``fileViewedByEsp`` must rest on (see docs/review.md). Reads
@@ -55,6 +58,7 @@ __all__ = [
     "RevealedFile",
     "claim_ticket",
     "exposure_today",
+    "record_view",
     "reveal",
     "viewed_matches",
     "was_viewed",
@@ -220,23 +224,36 @@ def reveal(
                 "ticket_hash": None if ticket is None else _digest(ticket),
             },
         )
-        with acting_as(current.actor):
-            record(
-                conn,
-                REVEAL_ACTION,
-                subject_of(case_match_id),
-                {"case_id": int(match.case_id), "reviewer": current.username, "reason": reason},
-                at=now,
-            )
+        if ticket is None:  # else recorded when the ticket's image is fetched
+            _record_view_in(conn, current, int(match.case_id), case_match_id, reason, now)
 
     _engine.write(store.engine, work)
     return data, str(match.media_type)
+
+
+def _record_view_in(
+    conn: Connection,
+    person: Reviewer,
+    case_id: int,
+    case_match_id: int,
+    reason: str,
+    now: datetime,
+) -> None:
+    with acting_as(person.actor):
+        record(
+            conn,
+            REVEAL_ACTION,
+            subject_of(case_match_id),
+            {"case_id": case_id, "reviewer": person.username, "reason": reason},
+            at=now,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RevealedFile:
     """The recorded match a claimed ticket shows, and where its clear content is."""
 
+    case_id: int
     case_match_id: int
     vault_object_id: str
     media_type: str
@@ -273,6 +290,7 @@ def claim_ticket(
             return None
         row = conn.execute(
             select(
+                REVEALS.c.case_id,
                 REVEALS.c.case_match_id,
                 REVEALS.c.reason,
                 CASE_MATCHES.c.vault_object_id,
@@ -284,10 +302,33 @@ def claim_ticket(
         if row.vault_object_id is None:
             return None
         return RevealedFile(
-            int(row.case_match_id), str(row.vault_object_id), str(row.media_type), row.reason
+            int(row.case_id),
+            int(row.case_match_id),
+            str(row.vault_object_id),
+            str(row.media_type),
+            row.reason,
         )
 
     return _engine.write(store.engine, work)
+
+
+def record_view(store: BankStore, reviewer: Reviewer, revealed: RevealedFile) -> None:
+    """Record that `reviewer` is now shown the clear image of a claimed ticket: the
+    ``review.reveal`` audit event (see the module docstring). Call it after the bytes were
+    read and before they are sent; if it fails, send nothing."""
+
+    def work(conn: Connection) -> None:
+        person = active_in(conn, reviewer)
+        _record_view_in(
+            conn,
+            person,
+            revealed.case_id,
+            revealed.case_match_id,
+            revealed.reason,
+            datetime.now(UTC),
+        )
+
+    _engine.write(store.engine, work)
 
 
 def was_viewed(conn: Connection, case_match_id: int) -> bool:

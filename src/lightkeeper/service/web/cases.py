@@ -41,7 +41,13 @@ from lightkeeper.review.decisions import (
     decisions_of,
     review_queue,
 )
-from lightkeeper.review.exposure import claim_ticket, exposure_today, reveal, viewed_matches
+from lightkeeper.review.exposure import (
+    claim_ticket,
+    exposure_today,
+    record_view,
+    reveal,
+    viewed_matches,
+)
 from lightkeeper.service.access import REVIEW_PREFIX
 from lightkeeper.service.web.auth import Signed, SignedIn, check_csrf
 from lightkeeper.service.web.derivatives import DERIVATIVE_MEDIA_TYPE, preview_of_object
@@ -240,6 +246,8 @@ def clear_image(
                 reason=f"reveal: {claimed.reason} (image fetched through another worker)",
             )
         media_type = claimed.media_type
+    with page_errors():
+        record_view(store_of(request), signed.reviewer, claimed)
     if media_type not in _SHOWN_AS_IS:
         data, media_type = _as_png(data), "image/png"
     return Response(data, media_type=media_type, headers={"Content-Disposition": "inline"})
