@@ -29,6 +29,7 @@ from lightkeeper.cli.main import main
 from lightkeeper.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthenticated
 from lightkeeper.review import accounts
 from lightkeeper.review.accounts import (
+    MAX_PASSWORD_CHARS,
     REVIEWERS,
     ROLES,
     authenticate,
@@ -104,8 +105,14 @@ def test_a_reviewer_signs_in_with_a_password_stored_as_argon2id(
     set_disabled(store, "alice", False)
     with pytest.raises(Unauthenticated, match=r"^unknown user name or wrong password$"):
         authenticate(store, "alice", PASSWORD + "!")
+    # The longest password there is signs in; it and anything after it does not.
+    longest = "p" * MAX_PASSWORD_CHARS
+    create_reviewer(store, "dora", password=longest)
+    assert authenticate(store, "dora", longest).username == "dora"
+    with pytest.raises(Unauthenticated):
+        authenticate(store, "dora", longest + "anything")
     created = [a for a in actions(store) if a[1] == "reviewer.create"]
-    assert [a[2] for a in created] == ["reviewer:alice", "reviewer:proxy-only"]
+    assert [a[2] for a in created] == ["reviewer:alice", "reviewer:proxy-only", "reviewer:dora"]
     assert all(PASSWORD not in str(e.details) for e in list_events(store.engine))
     assert verify(store.engine).ok
 

@@ -251,9 +251,10 @@ def authenticate(store: BankStore, username: str, password: str) -> Reviewer:
         query = select(REVIEWERS).where(REVIEWERS.c.username == username)
         row = _engine.read(store.engine, lambda conn: conn.execute(query).first())
     candidate = password if isinstance(password, str) else ""
-    if len(candidate) > MAX_PASSWORD_CHARS:
-        candidate = candidate[:MAX_PASSWORD_CHARS]  # verify something, but never a megabyte
-    stored = None if row is None else row.password_hash
+    too_long = len(candidate) > MAX_PASSWORD_CHARS
+    if too_long:  # no password is that long: verify the dummy (same time), then refuse
+        candidate = candidate[:MAX_PASSWORD_CHARS]
+    stored = None if row is None or too_long else row.password_hash
     if not _verify(stored or _dummy(), candidate) or stored is None or row is None:
         raise Unauthenticated(SIGN_IN_FAILED)
     if row.disabled:

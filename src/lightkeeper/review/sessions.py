@@ -16,6 +16,7 @@ is disabled (`lightkeeper.review.accounts`). Sign-in and sign-out are audit even
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from lightkeeper.banks import _engine
 from lightkeeper.banks.audit import acting_as, record
 from lightkeeper.banks.models import ReviewerRow, ReviewSessionRow
 from lightkeeper.banks.store import BankStore
-from lightkeeper.errors import Forbidden, InvalidRequest
+from lightkeeper.errors import Forbidden, InvalidRequest, StoreBusy
 from lightkeeper.review.accounts import Reviewer, load_in, to_reviewer
 
 __all__ = [
@@ -132,7 +133,9 @@ def session_of(store: BankStore, token: str) -> ReviewSession | None:
     reviewer = to_reviewer(row)
     if now - row.last_seen_at >= SEEN_RESOLUTION:
         statement = update(SESSIONS).where(SESSIONS.c.id == digest).values(last_seen_at=now)
-        _engine.write(store.engine, lambda conn: conn.execute(statement))
+        # A bookkeeping touch: a store too busy to take it does not fail the page.
+        with contextlib.suppress(StoreBusy):
+            _engine.write(store.engine, lambda conn: conn.execute(statement))
     return ReviewSession(reviewer, row.csrf_token, row.expires_at)
 
 
