@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ one after another (`make bench`); each writes its own results.
 
-python bench/run.py [NAME ...]      # names: hashing, index, import, scan, service, actions
-                                    # (default: all)
+python bench/run.py [NAME ...]      # names: hashing, index, import, scan, service, actions,
+                                    # transparency (default: all)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ BENCHES = {
     "scan": [sys.executable, str(HERE / "scan_bench.py")],
     "service": [sys.executable, str(HERE / "service_bench.py")],
     "actions": [sys.executable, str(HERE / "actions_bench.py")],
+    "transparency": [sys.executable, str(HERE / "transparency_bench.py")],
 }
 
 
