@@ -96,10 +96,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
-from common import RESULTS, ROOT, machine, write_results
+from common import RESULTS, ROOT, machine, postgres_database, write_results
 from lightkeeper.actions.cases import CASE_MATCHES, CASES
 from lightkeeper.actions.vault import OBJECTS
 from lightkeeper.actions.vault_crypto import KEY_ENV, KEY_FILE, Keyring
@@ -182,16 +181,8 @@ def database(backend: str, work: Path) -> Iterator[tuple[str, Callable[[], list[
     if backend == "sqlite":
         yield str(work / "lightkeeper.db"), list
         return
-    with PostgresServer.start() as server:
-        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-        finally:
-            admin.dispose()
-        url = make_url(server.admin_url).set(database=DATABASE)
-        print(f"  PostgreSQL server in {server.base_dir}, port {server.port}", flush=True)
-        yield url.render_as_string(hide_password=False), lambda: postgres_pids(server)
+    with postgres_database(DATABASE) as (server, url):
+        yield url, lambda: postgres_pids(server)
 
 
 def postgres_pids(server: PostgresServer) -> list[int]:

@@ -12,8 +12,15 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from lightkeeper.banks.pgserver import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -82,3 +89,19 @@ def percentile(values: list[float], q: float) -> float:
     k = (len(ordered) - 1) * q / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+@contextmanager
+def postgres_database(name: str) -> Iterator[tuple[PostgresServer, str]]:
+    """A throwaway PostgreSQL server started as the tests start theirs (its own temporary
+    directory, fsync off, removed afterwards), and the URL of a new database `name` on it."""
+    with PostgresServer.start() as server:
+        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        url = make_url(server.admin_url).set(database=name)
+        print(f"  PostgreSQL server in {server.base_dir}, port {server.port}", flush=True)
+        yield server, url.render_as_string(hide_password=False)

@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sqlalchemy import Table, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Table, insert, text
 
-from common import RESULTS, ROOT, machine, write_results
+from common import RESULTS, ROOT, machine, postgres_database, write_results
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.models import (
     AppealRow,
@@ -55,7 +54,6 @@ from lightkeeper.banks.models import (
     ReviewDecisionRow,
     ReviewerRow,
 )
-from lightkeeper.banks.pgserver import PostgresServer
 from lightkeeper.reporting.transparency import compute_figures
 
 NAME = "transparency"
@@ -85,16 +83,8 @@ def store_url(backend: str) -> Iterator[str]:
         work.mkdir(parents=True)
         yield f"sqlite:///{work / 'lightkeeper.db'}"
         return
-    with PostgresServer.start() as server:
-        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-        finally:
-            admin.dispose()
-        yield (
-            make_url(server.admin_url).set(database=DATABASE).render_as_string(hide_password=False)
-        )
+    with postgres_database(DATABASE) as (_, url):
+        yield url
 
 
 def fill(store: BankStore, matches: int, seed: int = 7) -> dict[str, int]:
