@@ -25,10 +25,12 @@ from lightkeeper.reporting.ncmec_client import (
     CyberTiplineClient,
     NcmecResponse,
     Step,
+    classify,
+    parse_answer,
     parse_response,
 )
 from lightkeeper.reporting.ncmec_contract import CODES, ContractServer
-from lightkeeper.reporting.settings import ReporterProfile, ReportingSettings
+from lightkeeper.reporting.settings import ReporterProfile, ReportingSettings, check_api_url
 
 USER, PASSWORD = "usr123", "pswd123"
 PROFILE = ReporterProfile.from_dict(
@@ -341,3 +343,119 @@ def test_the_client_comes_from_the_settings_and_refuses_when_reporting_is_off(
     client = CyberTiplineClient.from_settings(configured)
     assert client.status().ok
     assert client.call_budget == 2 * 60 + 1.0
+
+
+# ---------------------------------------------------------------- review findings
+
+
+def test_one_classification_of_answers_for_client_journal_and_recovery() -> None:
+    ok = NcmecResponse(code=0, description="Success")
+    refusal = NcmecResponse(code=4100, description="Validation failed")
+    busy = NcmecResponse(code=1000, description="Server error")
+    assert classify(200, ok) == classify(201, ok) == classify(204, ok) == "accepted"
+    assert classify(200, refusal) == classify(500, refusal) == "refused"
+    assert classify(302, ok) == classify(401, None) == classify(404, None) == "refused"
+    assert classify(200, None) == "refused"
+    assert classify(500, None) == classify(503, busy) == "retry"
+    assert parse_answer("") is None and parse_answer(b"<html/>") is None
+    answer = parse_answer("<reportResponse><responseCode>0</responseCode></reportResponse>")
+    assert answer is not None and answer.ok
+
+
+def test_a_5xx_carrying_a_refusal_is_final_and_says_ncmecs_words(
+    server: ContractServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ContractServer.handle
+
+    def at_500(self: ContractServer, method: str, path: str, headers: Any, body: bytes) -> Any:
+        return 500, real(self, method, path, headers, body)[1]
+
+    monkeypatch.setattr(ContractServer, "handle", at_500)
+    client = make_client(server)
+    with pytest.raises(NcmecError, match="Validation failed") as caught:
+        client.submit("<report><reporter/></report>")
+    assert caught.value.response_code == 4100 and caught.value.status == 500
+    assert len(server.calls_to("/submit")) == 1 and client.sleeps == []  # type: ignore[attr-defined]
+
+
+def test_a_lost_submit_or_upload_answer_is_not_sent_again(server: ContractServer) -> None:
+    client = make_client(server)
+    journal = Journal()
+    server.fail_next("/submit", status=None, handled=True)
+    with pytest.raises(NcmecError, match="its answer was lost"):
+        client.submit(a_report(), journal)
+    assert len(server.reports) == 1 and len(server.calls_to("/submit")) == 1
+    assert [c["error"].startswith("outcome unknown") for c in journal.calls] == [True]
+    [report_id] = server.reports
+    server.fail_next("/upload", status=None, handled=True)
+    with pytest.raises(NcmecError, match="a second copy"):
+        client.upload(report_id, PHOTO, filename="a.jpg", media_type="image/jpeg")
+    assert len(server.report(report_id).files) == 1 and client.sleeps == []  # type: ignore[attr-defined]
+    # A finish whose answer was lost is sent again: NCMEC answers "already finished".
+    server.fail_next("/finish", status=None, handled=True)
+    with pytest.raises(NcmecError) as caught:
+        client.finish(report_id)
+    assert caught.value.response_code == 5102 and len(server.calls_to("/finish")) == 2
+
+
+def test_an_upload_request_records_the_files_md5_for_recovery(client: CyberTiplineClient) -> None:
+    journal = Journal()
+    report_id = str(client.submit(a_report()).report_id)
+    client.upload(report_id, PHOTO, filename="a.jpg", media_type="image/jpeg", journal=journal)
+    assert json.loads(journal.calls[0]["request"])["file"]["md5"] == hashlib.md5(PHOTO).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:secret@exttest.cybertip.org/ispws",
+        "https://:secret@exttest.cybertip.org/ispws",
+        "http://:secret@127.0.0.1:9/ispws",
+    ],
+)
+def test_a_url_carrying_credentials_is_refused_without_repeating_them(url: str) -> None:
+    with pytest.raises(InvalidRequest, match="user name or password") as caught:
+        check_api_url(url)
+    assert "secret" not in str(caught.value)
+
+
+def test_the_contract_server_reads_a_document_in_its_declared_encoding(
+    client: CyberTiplineClient, server: ContractServer
+) -> None:
+    xml = a_report().replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+    xml = xml.replace("Case 1.", "Caf\u00e9 1.")
+    answer = client._call("submit", "POST", "/submit", xml.encode("latin-1"), "text/xml", xml, None)
+    assert answer.ok and answer.report_id
+    assert "Caf\u00e9 1." in server.report(answer.report_id).xml
+
+
+def test_an_error_of_the_contract_server_is_a_recorded_500(
+    server: ContractServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: ContractServer, headers: Any, body: bytes) -> bytes:
+        raise RuntimeError("a bug in the double")
+
+    monkeypatch.setattr(ContractServer, "_finish", broken)
+    client = make_client(server, attempts=2)
+    with pytest.raises(NcmecError, match="HTTP 500 after 2"):
+        client.finish("1")
+    assert [c.http_status for c in server.calls_to("/finish")] == [500, 500]
+
+
+def test_credentials_are_checked_before_a_wrong_path_or_a_body_too_large(
+    server: ContractServer,
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    base = server.url.rsplit("/ispws", 1)[0]
+    for url, headers in (
+        (base + "/elsewhere", {}),
+        (server.url + "/nothing-here", {}),
+        (server.url + "/submit", {"Content-Length": str(128 * 1024 * 1024)}),
+    ):
+        request = urllib.request.Request(url, data=b"", headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        assert caught.value.code == 401
+        caught.value.close()

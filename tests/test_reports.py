@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from conftest import synthetic_photo
 from lightkeeper.actions import webhooks as wh
@@ -32,7 +34,7 @@ from lightkeeper.banks import BankStore
 from lightkeeper.banks.audit import list_events, verify
 from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.cli.main import main
-from lightkeeper.errors import Conflict, InvalidRequest, NcmecError
+from lightkeeper.errors import Conflict, InvalidRequest, NcmecError, NotFound
 from lightkeeper.matching import Matcher
 from lightkeeper.reporting import _submission
 from lightkeeper.reporting.cybertipline import parse_document
@@ -40,7 +42,7 @@ from lightkeeper.reporting.ncmec_client import CyberTiplineClient
 from lightkeeper.reporting.ncmec_contract import ContractServer, check_document
 from lightkeeper.reporting.reports import (
     CASE_REVIEWS,
-    REPORT_CALLS,
+    REPORTS,
     create_report,
     get_report,
     list_reports,
@@ -443,19 +445,40 @@ def test_wrong_credentials_fail_the_report_clearly_and_it_resumes_once_fixed(
 
 
 def test_a_report_being_sent_elsewhere_is_not_sent_twice(
-    store: BankStore, vault: Vault, ana: Reviewer, client: CyberTiplineClient
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
 ) -> None:
     case_id, _ = quarantined(store, vault, 10, ["user-1"])
     confirmed(store, case_id, ana)
     report = create_report(store, case_id, profile=PROFILE, actor="t")
-    with store.engine.begin() as conn:  # another process's call, in flight
+    until = datetime.now(UTC) + timedelta(minutes=5)
+    with store.engine.begin() as conn:  # another process holds the report's lease
         conn.execute(
-            insert(REPORT_CALLS),
-            {"report_id": report.id, "at": datetime.now(UTC), "step": "submit", "request": "…"},
+            update(REPORTS)
+            .where(REPORTS.c.id == report.id)
+            .values(lease_owner="elsewhere", lease_until=until)
         )
-    with pytest.raises(Conflict, match="another process"):
+    with pytest.raises(Conflict, match="another process is submitting") as caught:
         submit_report(store, vault, client, report.id)
-    assert get_report(store, report.id).state == "draft"
+    assert f"try again after {until:%Y-%m-%d %H:%M:%S} UTC" in str(caught.value)
+    with pytest.raises(Conflict, match="another process"):
+        retract_report(store, client, report.id, actor="t")
+    assert get_report(store, report.id).state == "draft" and server.calls == []
+    with store.engine.begin() as conn:  # that process died: its lease runs out
+        conn.execute(
+            update(REPORTS)
+            .where(REPORTS.c.id == report.id)
+            .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert submit_report(store, vault, client, report.id).state == "finished"
+    with store.engine.connect() as conn:  # released at the end of the run
+        lease = conn.execute(
+            select(REPORTS.c.lease_owner, REPORTS.c.lease_until).where(REPORTS.c.id == report.id)
+        ).one()
+    assert tuple(lease) == (None, None)
 
 
 # ---------------------------------------------------------------- retraction
@@ -536,3 +559,224 @@ def test_the_report_commands(
     assert f"ncmec {ncmec_id}" in run("list", "--case", str(case_id))
     refused = runner.invoke(main, ["report", "retract", report_id], env=env)
     assert refused.exit_code == 1 and "finished" in refused.output
+
+
+# ---------------------------------------------------------------- integrity (review findings)
+
+
+def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id, _ = quarantined(store, vault, 21, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    real_upload = ContractServer._upload
+
+    def damaged(self: ContractServer, headers: Any, body: bytes) -> bytes:
+        answer = real_upload(self, headers, body)
+        return re.sub(rb"<hash>[0-9a-f]+</hash>", b"<hash>" + b"0" * 32 + b"</hash>", answer)
+
+    monkeypatch.setattr(ContractServer, "_upload", damaged)
+    with pytest.raises(NcmecError, match="damaged on the way"):
+        submit_report(store, vault, client, report.id)
+    failed = get_report(store, report.id)
+    [file] = failed.files
+    assert failed.state == "failed" and file.ncmec_file_id is None and file.damaged_at is not None
+    with pytest.raises(Conflict, match="damaged"):  # resuming never finishes it
+        submit_report(store, vault, client, report.id)
+    assert server.calls_to("/finish") == [] and len(server.calls_to("/upload")) == 1
+    # No content hash in the report's error or in the audit trail.
+    md5 = hashlib.md5(photo(21)).hexdigest()
+    events = list_events(store.engine, subject=f"report/{report.id}")
+    said = json.dumps([e.details for e in events]) + (get_report(store, report.id).error or "")
+    assert md5 not in said and "0" * 32 not in said
+    assert retract_report(store, client, report.id, actor="t").state == "retracted"
+
+
+def test_a_recorded_upload_answer_is_checked_before_it_is_applied_on_resume(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id, _ = quarantined(store, vault, 22, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    real_upload = ContractServer._upload
+
+    def damaged(self: ContractServer, headers: Any, body: bytes) -> bytes:
+        answer = real_upload(self, headers, body)
+        return re.sub(rb"<hash>[0-9a-f]+</hash>", b"<hash>" + b"0" * 32 + b"</hash>", answer)
+
+    def dies(self: Any, file_id: int, md5: str | None) -> Any:
+        def apply(conn: Any, answer: Any) -> None:
+            raise SystemExit("killed after NCMEC answered, before the file id was stored")
+
+        return apply
+
+    monkeypatch.setattr(ContractServer, "_upload", damaged)
+    with monkeypatch.context() as patch:
+        patch.setattr(_submission._Flow, "apply_upload", dies)
+        with pytest.raises(SystemExit):
+            submit_report(store, vault, client, report.id)
+    with pytest.raises(Conflict, match="damaged"):  # recovery checked NCMEC's MD5
+        submit_report(store, vault, client, report.id)
+    [file] = get_report(store, report.id).files
+    assert file.ncmec_file_id is None and file.damaged_at is not None
+    assert server.calls_to("/fileinfo") == [] and server.calls_to("/finish") == []
+
+
+def test_an_upload_whose_answer_was_lost_is_not_sent_again_by_itself(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+) -> None:
+    case_id, _ = quarantined(store, vault, 23, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    server.fail_next("/upload", status=None, handled=True)  # NCMEC added it; no answer came
+    with pytest.raises(NcmecError, match="its answer was lost"):
+        submit_report(store, vault, client, report.id)
+    assert len(server.calls_to("/upload")) == 1  # not retried within the call
+    failed = get_report(store, report.id)
+    assert failed.state == "failed" and "unknown" in (failed.error or "")
+    assert (report_calls(store, report.id)[-1].error or "").startswith("outcome unknown")
+    # A person decides: resuming sends it again, and the finish names the copy not recorded.
+    done = submit_report(store, vault, client, report.id)
+    assert done.state == "finished" and len(server.calls_to("/upload")) == 2
+    [finish] = [
+        e
+        for e in list_events(store.engine, subject=f"report/{report.id}")
+        if e.action == "report.finish"
+    ]
+    assert len(finish.details["unrecorded_files"]) == 1
+
+
+def test_any_2xx_accepted_by_the_client_is_applied_by_the_journal(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id, _ = quarantined(store, vault, 24, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    real_handle = ContractServer.handle
+
+    def created(self: ContractServer, method: str, path: str, headers: Any, body: bytes) -> Any:
+        status, payload = real_handle(self, method, path, headers, body)
+        return (201 if path == "/submit" else status), payload
+
+    monkeypatch.setattr(ContractServer, "handle", created)
+    done = submit_report(store, vault, client, report.id)
+    [ncmec_id] = server.reports
+    assert done.state == "finished" and done.ncmec_report_id == ncmec_id
+
+
+def test_submitting_an_unknown_report_writes_nothing(
+    store: BankStore, vault: Vault, client: CyberTiplineClient
+) -> None:
+    with pytest.raises(NotFound):
+        submit_report(store, vault, client, 999)
+    assert list_events(store.engine, subject="report/999") == []
+
+
+def test_a_report_with_no_file_blocks_only_its_own_uploader(
+    store: BankStore, vault: Vault, ana: Reviewer
+) -> None:
+    case_id, [first, _] = quarantined(store, vault, 25, ["user-1", "user-2"])
+    with store.engine.begin() as conn:  # user-1's copy was not quarantined
+        conn.execute(
+            update(CASE_MATCHES).where(CASE_MATCHES.c.id == first).values(vault_object_id=None)
+        )
+    confirmed(store, case_id, ana)
+    mine = create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-1")
+    assert mine.files == () and mine.uploader == "user-1"
+    theirs = create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-2")
+    assert theirs.uploader == "user-2" and len(theirs.files) == 1
+    with pytest.raises(Conflict, match="already has a live report"):
+        create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-1")
+
+
+def test_copies_with_no_uploader_reference_are_a_reported_user_of_their_own(
+    store: BankStore, vault: Vault, ana: Reviewer
+) -> None:
+    case_id, [anonymous, named] = quarantined(store, vault, 26, [None, "user-1"])
+    confirmed(store, case_id, ana)
+    with pytest.raises(Conflict, match="no uploader reference"):
+        create_report(store, case_id, profile=PROFILE, actor="t")
+    first = create_report(store, case_id, profile=PROFILE, actor="t", without_uploader=True)
+    assert first.uploader is None and [f.case_match_id for f in first.files] == [anonymous]
+    assert parse_document(first.xml.encode()).find("personOrUserReported") is None
+    with pytest.raises(Conflict, match="no uploader reference; retract it"):
+        create_report(store, case_id, profile=PROFILE, actor="t", without_uploader=True)
+    second = create_report(store, case_id, profile=PROFILE, actor="t", uploader="user-1")
+    assert [f.case_match_id for f in second.files] == [named]
+
+
+def test_the_database_holds_one_live_report_per_case_and_uploader(
+    store: BankStore, vault: Vault, ana: Reviewer
+) -> None:
+    case_id, _ = quarantined(store, vault, 27, [None, "user-1"])
+    confirmed(store, case_id, ana)
+    made = {
+        who: create_report(
+            store,
+            case_id,
+            profile=PROFILE,
+            actor="t",
+            uploader=who,
+            without_uploader=who is None,
+        )
+        for who in (None, "user-1")
+    }
+    now = datetime.now(UTC)
+    for who, report in made.items():
+        row = {
+            "case_id": case_id,
+            "uploader": who,
+            "state": "draft",
+            "xml": report.xml,
+            "created_at": now,
+            "created_by": "t",
+            "updated_at": now,
+        }
+        with pytest.raises(IntegrityError), store.engine.begin() as conn:
+            conn.execute(insert(REPORTS), row)
+        retract_report(store, None, report.id, actor="t")
+        with store.engine.begin() as conn:  # once the first is retracted, a second may live
+            conn.execute(insert(REPORTS), row)
+
+
+def test_the_incident_time_is_that_of_the_reported_files(
+    store: BankStore, vault: Vault, ana: Reviewer
+) -> None:
+    case_id, [early, late] = quarantined(store, vault, 28, ["user-1", "user-1"])
+    first = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with store.engine.begin() as conn:  # the earliest copy is not in the vault: not reported
+        conn.execute(
+            update(CASE_MATCHES)
+            .where(CASE_MATCHES.c.id == early)
+            .values(vault_object_id=None, at=first)
+        )
+        conn.execute(
+            update(CASE_MATCHES)
+            .where(CASE_MATCHES.c.id == late)
+            .values(at=first + timedelta(days=3))
+        )
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    assert [f.case_match_id for f in report.files] == [late]
+    when = parse_document(report.xml.encode()).findtext("incidentSummary/incidentDateTime")
+    assert when == "2026-01-05T03:04:05+00:00"

@@ -81,6 +81,7 @@ class World:
     def __init__(self, store: BankStore) -> None:
         self.store = store
         self.hashes: set[str] = set()
+        self.reports_made = 0
         self.reviewers = {name: self._reviewer(name) for name in ("alice", "bob", "sam")}
 
     def _insert(self, model: type[Any], **values: Any) -> int:
@@ -223,9 +224,11 @@ class World:
         finished: datetime | None = None,
         updated: datetime | None = None,
     ) -> None:
+        self.reports_made += 1
         report_id = self._insert(
             ReportRow,
             case_id=case_id,
+            uploader=f"reported-{self.reports_made}",  # one live report per case and uploader
             state=state,
             ncmec_report_id=None if finished is None else f"ncmec-{case_id}-{created.day}",
             xml="<report/>",

@@ -29,7 +29,7 @@ SCRIPT_LOCATION = "lightkeeper.banks:migrations"
 #: The newest revision among the packaged scripts, written out so that opening an up-to-date
 #: store needs no Alembic import (~1 s in a fresh process, paid by every CLI command and
 #: scan worker). `tests/test_banks_store.py` checks it against the scripts' real head.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

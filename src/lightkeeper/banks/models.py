@@ -758,12 +758,32 @@ class ReportRow(Base):
     __tablename__ = "reports"
     __table_args__ = (
         CheckConstraint(_in("state", REPORT_STATES), name="state"),
+        # One live (not retracted) report per case and reported uploader; the copies with
+        # no uploader reference are a group of their own (a unique index holds NULLs apart).
+        Index(
+            "uq_reports_live_case_uploader",
+            "case_id",
+            "uploader",
+            unique=True,
+            sqlite_where=text("state <> 'retracted' AND uploader IS NOT NULL"),
+            postgresql_where=text("state <> 'retracted' AND uploader IS NOT NULL"),
+        ),
+        Index(
+            "uq_reports_live_case_no_uploader",
+            "case_id",
+            unique=True,
+            sqlite_where=text("state <> 'retracted' AND uploader IS NULL"),
+            postgresql_where=text("state <> 'retracted' AND uploader IS NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id64, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
+    #: The reported user: the uploader reference of the reported copies (None: the copies
+    #: with no uploader reference).
+    uploader: Mapped[str | None] = mapped_column(String(200))
     #: NCMEC's report id, once the submit call answered with one.
     ncmec_report_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: The report XML exactly as submitted.
@@ -773,6 +793,10 @@ class ReportRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    #: The run sending (or retracting) the report, and until when it may: taken by
+    #: compare-and-set, renewed before each call to NCMEC, released at the end.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ReportFileRow(Base):
@@ -793,6 +817,9 @@ class ReportFileRow(Base):
     viewed_by_esp: Mapped[bool] = mapped_column(Boolean)
     uploaded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     fileinfo_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: When NCMEC answered an upload of the file with an MD5 that is not the file's: the
+    #: file was damaged on the way, and the report cannot be finished (only retracted).
+    damaged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ReportCallRow(Base):

@@ -36,8 +36,9 @@ def _when(report: Report) -> str:
 
 def _line(report: Report) -> str:
     sent = sum(1 for f in report.files if f.fileinfo_at is not None)
+    who = report.uploader or "(no uploader reference)"
     return (
-        f"{report.id}\tcase {report.case_id}\t{report.state}\t"
+        f"{report.id}\tcase {report.case_id}\t{who}\t{report.state}\t"
         f"ncmec {report.ncmec_report_id or '-'}\t{sent}/{len(report.files)} files\t"
         f"{_when(report)}\t{report.created_by}"
     )
@@ -74,6 +75,12 @@ def report_group() -> None:
     "--uploader", metavar="REF", help="The reported user, when the case has several uploaders."
 )
 @click.option(
+    "--no-uploader",
+    "without_uploader",
+    is_flag=True,
+    help="Report the copies uploaded with no uploader reference (a reported user of their own).",
+)
+@click.option(
     "--profile",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -82,7 +89,12 @@ def report_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @db_option
 def create_command(
-    case_id: int, uploader: str | None, profile: Path | None, as_json: bool, db: str | None
+    case_id: int,
+    uploader: str | None,
+    without_uploader: bool,
+    profile: Path | None,
+    as_json: bool,
+    db: str | None,
 ) -> None:
     """Make a draft report of confirmed case CASE_ID; prints its id."""
     from lightkeeper.reporting.reports import create_report
@@ -94,7 +106,14 @@ def create_command(
         else ReportingSettings.from_env().profile()
     )
     with open_store(db) as store:
-        report = create_report(store, case_id, profile=reporter, actor=_actor(), uploader=uploader)
+        report = create_report(
+            store,
+            case_id,
+            profile=reporter,
+            actor=_actor(),
+            uploader=uploader,
+            without_uploader=without_uploader,
+        )
     click.echo(json.dumps(report.to_dict(xml=True)) if as_json else str(report.id))
 
 

@@ -2,15 +2,25 @@
 
 ``status`` (GET), ``submit`` (the report XML), ``upload`` (one file, multipart), ``fileinfo``
 (a file's details XML), ``finish`` and ``retract`` (the report id as a form field). Every call
-carries HTTP Basic credentials, has a timeout, and is retried with exponential backoff when
-NCMEC cannot be reached or answers 5xx — and only then: a 401, a 4xx or an answer with a
-non-zero ``responseCode`` is final, since sending the same thing again would get the same
-answer. Redirects are not followed (a report never goes anywhere but the configured URL).
+carries HTTP Basic credentials and has a timeout. Redirects are not followed (a report never
+goes anywhere but the configured URL).
 
-A retried ``submit`` whose first attempt did reach NCMEC may leave an extra *open* report
-there; NCMEC deletes unfinished reports by itself (24 hours after opening, or one hour
-after the last change), so it is never filed. A retried upload may likewise add a second
-copy of a file to the report.
+`classify` says what an answer means, for the client and for whoever applies or recovers
+answers (`lightkeeper.reporting._submission`), so that they never disagree: *accepted* (any
+2xx whose ``responseCode`` is 0), *retry* (a 5xx without a refusal code, or with 1000,
+NCMEC's "server error"), or *refused* (a 401, a 3xx or 4xx, a refusal code at any status,
+an answer that is not NCMEC's XML). A refusal is final: the same request would get the same
+answer. Its error carries NCMEC's ``responseDescription``.
+
+Retries, with exponential backoff, happen for *retry* answers and when no connection could
+be made (refused, DNS, TLS, connect timeout): nothing reached NCMEC. A connection that fails
+once the request is on its way (a read timeout, a reset, the answer cut off) is different:
+NCMEC may have acted on it. ``fileinfo``, ``finish``, ``retract`` and ``status`` are sent
+again (a second ``finish`` or ``retract`` is answered "already finished" or "already
+retracted"), but ``submit`` and ``upload`` are not: a second submit would open a second
+report, a second upload add a second copy of the file. The call ends with an `NcmecError`
+saying the outcome is unknown, the journal records it so, and a person decides whether to
+resume (docs/reporting.md).
 
 Every attempt can be written down: the caller passes a `CallJournal`, which hears the exact
 request (for an upload, the file's SHA-256 and size, never its bytes) *before* it is sent and
@@ -23,6 +33,7 @@ entities, at most 1 MiB. The client uses the standard library only (``urllib``).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
 import json
@@ -43,16 +54,25 @@ __all__ = [
     "CallJournal",
     "CyberTiplineClient",
     "NcmecResponse",
+    "Outcome",
     "Step",
+    "classify",
+    "parse_answer",
+    "parse_response",
 ]
 
 Step = Literal["status", "submit", "upload", "fileinfo", "finish", "retract"]
+#: What an answer means (`classify`).
+Outcome = Literal["accepted", "retry", "refused"]
 
 #: NCMEC's response codes the client gives a meaning to.
+SERVER_ERROR = 1000
 REPORT_DOES_NOT_EXIST = 5001
 REPORT_ALREADY_RETRACTED = 5101
 REPORT_ALREADY_FINISHED = 5102
 _MAX_BACKOFF = 30.0
+#: Calls never sent again once the request may have reached NCMEC: each would add something.
+_AT_MOST_ONCE: frozenset[str] = frozenset({"submit", "upload"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +162,73 @@ def parse_response(body: bytes, http_status: int = 200) -> NcmecResponse:
     )
 
 
-class _Unreachable(Exception):
-    """No answer: connection refused or dropped, DNS, TLS, timeout."""
+def parse_answer(body: bytes | str | None, http_status: int = 200) -> NcmecResponse | None:
+    """`parse_response` of an answer as received or as stored; None when it is not NCMEC's
+    XML (an empty body, a proxy's HTML page …)."""
+    if not body:
+        return None
+    try:
+        return parse_response(body.encode("utf-8") if isinstance(body, str) else body, http_status)
+    except ValueError:
+        return None
+
+
+def classify(status: int, parsed: NcmecResponse | None) -> Outcome:
+    """What NCMEC's answer at HTTP `status` (`parsed`: its XML, if it was) means; the one
+    rule the client, the journal and recovery all follow (see the module docstring)."""
+    if 200 <= status < 300 and parsed is not None and parsed.ok:
+        return "accepted"
+    if status >= 500 and (parsed is None or parsed.code in (0, SERVER_ERROR)):
+        return "retry"
+    return "refused"
+
+
+class _ConnectFailed(OSError):
+    """No connection could be made (refused, DNS, TLS, proxy, connect timeout): nothing of
+    the request was sent."""
+
+
+@functools.cache
+def _tracked(connection: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+    """`connection` whose connecting errors are `_ConnectFailed`, so that they can be told
+    apart from errors once the request is on its way."""
+
+    class Tracked(connection):  # type: ignore[valid-type,misc]
+        def connect(self) -> None:
+            try:
+                super().connect()
+            except OSError as exc:
+                raise _ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    return Tracked
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_tracked(http_class), req, **kwargs)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_tracked(http_class), req, **kwargs)
+
+
+class _NotSent(Exception):
+    """No answer, and nothing was sent: no connection could be made."""
+
+
+class _Lost(Exception):
+    """No answer to a request that was sent, or partly: a read timeout, a reset, a
+    connection closed without an answer. NCMEC may have acted on it."""
 
 
 class CyberTiplineClient:
     """NCMEC's API at `url` (``…/ispws``) with the credentials NCMEC issued.
 
-    `attempts` tries per call on connection errors and 5xx, waiting `backoff`, twice that,
-    and so on (at most 30 s) between them; `timeout` seconds per attempt.
+    `attempts` tries per call when no connection could be made or the answer says *retry*
+    (`classify`), waiting `backoff`, twice that, and so on (at most 30 s) between them;
+    `timeout` seconds per attempt. ``submit`` and ``upload`` are never sent again once the
+    request may have reached NCMEC (see the module docstring).
     """
 
     def __init__(
@@ -172,7 +250,11 @@ class CyberTiplineClient:
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
-        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        handlers: list[urllib.request.BaseHandler] = [
+            _NoRedirect(),
+            _HTTPHandler(),
+            _HTTPSHandler(),
+        ]
         if (urlsplit(self._url).hostname or "") in ("127.0.0.1", "::1", "localhost"):
             handlers.append(urllib.request.ProxyHandler({}))  # loopback is never proxied
         self._opener = urllib.request.build_opener(*handlers)
@@ -231,7 +313,9 @@ class CyberTiplineClient:
         journal: CallJournal | None = None,
     ) -> NcmecResponse:
         """``POST /upload``: add a file to an open report; the answer carries its
-        ``file_id`` and NCMEC's MD5 of it (``hash``)."""
+        ``file_id`` and NCMEC's MD5 of it (``hash``). The request written down names the
+        file's SHA-256, MD5 and size (so that a recorded answer can be checked later), never
+        its bytes."""
         boundary = f"lightkeeper-{uuid.uuid4().hex}"
         safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
         body = b"".join(
@@ -253,6 +337,7 @@ class CyberTiplineClient:
                     "filename": safe_name,
                     "media_type": media_type,
                     "sha256": hashlib.sha256(data).hexdigest(),
+                    "md5": hashlib.md5(data).hexdigest(),
                     "size": len(data),
                 },
             },
@@ -309,8 +394,12 @@ class CyberTiplineClient:
             handle = journal.before(step, shown)
             try:
                 status, raw = self._send(method, path, body, content_type)
-            except _Unreachable as exc:
-                journal.after(handle, status=None, response=None, error=str(exc), parsed=None)
+            except (_NotSent, _Lost) as exc:
+                unknown = isinstance(exc, _Lost) and step in _AT_MOST_ONCE
+                error = f"outcome unknown: {exc}" if unknown else str(exc)
+                journal.after(handle, status=None, response=None, error=error, parsed=None)
+                if unknown:
+                    raise NcmecError(self._unknown(step, str(exc))) from None
                 if last:
                     raise NcmecError(
                         f"NCMEC's API at {self._url} could not be reached for {step} after "
@@ -328,48 +417,71 @@ class CyberTiplineClient:
                 )
                 raise
             text = raw.decode("utf-8", "replace")
-            parsed = _parse_or_none(raw, status)
-            if status >= 500 and not last:
-                journal.after(handle, status=status, response=text, error=None, parsed=parsed)
+            parsed = parse_answer(raw, status)
+            outcome = classify(status, parsed)
+            journal.after(handle, status=status, response=text, error=None, parsed=parsed)
+            if outcome == "retry" and not last:
                 self._wait(attempt)
                 continue
-            journal.after(handle, status=status, response=text, error=None, parsed=parsed)
-            return self._final(step, status, text, parsed)
+            if outcome == "accepted":
+                assert parsed is not None
+                return parsed
+            raise self._refusal(step, status, text, parsed, outcome)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _final(
-        self, step: Step, status: int, text: str, parsed: NcmecResponse | None
-    ) -> NcmecResponse:
+    def _unknown(self, step: Step, reason: str) -> str:
+        what = (
+            "whether NCMEC opened a report is unknown. Sending it again may open a second "
+            "report there, which NCMEC deletes unfinished by itself"
+            if step == "submit"
+            else "whether NCMEC added the file to the report is unknown. Sending it again may "
+            "add a second copy; the finish audit event names any file Lightkeeper has no "
+            "record of"
+        )
+        return (
+            f"NCMEC's API at {self._url} took the {step} request but its answer was lost "
+            f"({reason}): {what}. It is not sent again by itself: resume the report to send "
+            "it again, or retract it"
+        )
+
+    def _refusal(
+        self, step: Step, status: int, text: str, parsed: NcmecResponse | None, outcome: Outcome
+    ) -> NcmecError:
+        """The error for an answer that is not accepted (`classify`), NCMEC's words in it."""
+        code = None if parsed is None else parsed.code
+        said = (
+            ""
+            if parsed is None
+            else f": responseCode {parsed.code} ({parsed.description or 'no description'})"
+        )
         if status == 401:
-            raise NcmecError(
+            return NcmecError(
                 f"NCMEC refused the credentials (HTTP 401) for {step} at {self._url}: check "
                 "LIGHTKEEPER_NCMEC_USERNAME and LIGHTKEEPER_NCMEC_PASSWORD (test and production "
-                "credentials differ)",
-                response_code=None if parsed is None else parsed.code,
+                f"credentials differ){said}",
+                response_code=code,
                 status=401,
             )
-        if status >= 500:
-            raise NcmecError(
-                f"NCMEC answered {step} with HTTP {status} after {self._attempts} attempt(s)",
-                response_code=None if parsed is None else parsed.code,
+        if outcome == "retry":
+            return NcmecError(
+                f"NCMEC answered {step} with HTTP {status} after {self._attempts} attempt(s){said}",
+                response_code=code,
                 status=status,
             )
         if parsed is None:
             snippet = " ".join(text.split())[:200]
-            raise NcmecError(
+            return NcmecError(
                 f"NCMEC answered {step} with HTTP {status} and no CyberTipline XML: {snippet!r}",
                 status=status,
             )
         if not parsed.ok:
-            raise NcmecError(
+            return NcmecError(
                 f"NCMEC refused {step}: responseCode {parsed.code} "
-                f"({parsed.description or 'no description'})",
+                f"({parsed.description or 'no description'}), HTTP {status}",
                 response_code=parsed.code,
                 status=status,
             )
-        if status >= 300:
-            raise NcmecError(f"NCMEC answered {step} with HTTP {status}", status=status)
-        return parsed
+        return NcmecError(f"NCMEC answered {step} with HTTP {status}{said}", status=status)
 
     def _wait(self, attempt: int) -> None:
         self._sleep(min(_MAX_BACKOFF, self._backoff * 2.0 ** (attempt - 1)))
@@ -390,13 +502,10 @@ class CyberTiplineClient:
         except urllib.error.HTTPError as exc:
             with exc:
                 return int(exc.code), exc.read(MAX_DOCUMENT_BYTES + 1)
-        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise _Unreachable(f"{type(exc).__name__}: {reason}") from None
-
-
-def _parse_or_none(raw: bytes, status: int) -> NcmecResponse | None:
-    try:
-        return parse_response(raw, status)
-    except ValueError:
-        return None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, _ConnectFailed):
+                raise _NotSent(str(exc.reason)) from None
+            # Failed while sending: part of the request, or all of it, may have arrived.
+            raise _Lost(f"{type(exc).__name__}: {exc.reason}") from None
+        except (TimeoutError, http.client.HTTPException, OSError) as exc:
+            raise _Lost(f"{type(exc).__name__}: {exc}") from None

@@ -13,7 +13,8 @@ start it:
 
 What it enforces (sources and assumptions in docs/reporting.md):
 
-- HTTP Basic authentication on every call: none or wrong credentials get HTTP 401.
+- HTTP Basic authentication on every call, checked first: none or wrong credentials get
+  HTTP 401, whatever the path or the size of the body.
 - ``GET /status``: ``reportResponse`` with ``responseCode`` 0.
 - ``POST /submit`` (``text/xml``): a ``<report>`` checked against the schema's element order,
   cardinalities and value lists (`SCHEMA`): ``incidentType`` from the allowed list,
@@ -32,12 +33,17 @@ What it enforces (sources and assumptions in docs/reporting.md):
   NCMEC's documented examples do.
 
 Everything received is kept for assertions (`reports`, `calls`), and `fail_next` makes the
-next calls to a path fail (HTTP 500, or a dropped connection) to test retries.
+next calls to a path fail (HTTP 500, or a dropped connection) to test retries, or lose their
+answer after handling them (NCMEC acted, the client never hears it). A call is recorded
+*before* it is answered, so a client holding an answer always finds its call in `calls`; an
+error of the double itself becomes a recorded HTTP 500, never a silently dropped connection.
+Documents are decoded as the XML parser read them (their declared encoding).
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import email.parser
 import email.policy
 import hashlib
@@ -463,7 +469,7 @@ class ContractServer:
         self._credentials = (username, password)
         self._lock = threading.Lock()
         self._ids = itertools.count(random.randrange(10**6, 10**9))
-        self._failures: dict[str, list[int | None]] = {}
+        self._failures: dict[str, list[tuple[int | None, bool]]] = {}
         self.reports: dict[str, ReceivedReport] = {}
         self.calls: list[ReceivedCall] = []
         self._httpd: ThreadingHTTPServer | None = None
@@ -513,11 +519,15 @@ class ContractServer:
 
     # -- test controls and records
 
-    def fail_next(self, path: str, *, times: int = 1, status: int | None = 500) -> None:
+    def fail_next(
+        self, path: str, *, times: int = 1, status: int | None = 500, handled: bool = False
+    ) -> None:
         """Make the next `times` calls to `path` (``/submit`` …) fail before being handled:
-        HTTP `status`, or the connection closed without an answer when `status` is None."""
+        HTTP `status`, or the connection closed without an answer when `status` is None.
+        With `handled`, the call is handled first (a report opened, a file added …), then
+        the connection is closed without an answer: NCMEC acted, its answer was lost."""
         with self._lock:
-            self._failures.setdefault(path, []).extend([status] * times)
+            self._failures.setdefault(path, []).extend([(status, handled)] * times)
 
     def calls_to(self, path: str) -> list[ReceivedCall]:
         with self._lock:
@@ -541,12 +551,12 @@ class ContractServer:
             password.encode(), want_password.encode()
         )
 
-    def _take_failure(self, path: str) -> tuple[bool, int | None]:
+    def _take_failure(self, path: str) -> tuple[int | None, bool] | None:
         with self._lock:
             queued = self._failures.get(path)
             if queued:
-                return True, queued.pop(0)
-            return False, None
+                return queued.pop(0)
+            return None
 
     def _record(self, method: str, path: str, status: int, code: int | None) -> None:
         with self._lock:
@@ -563,7 +573,8 @@ class ContractServer:
         return found
 
     def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
-        """One call: (HTTP status, body). Raises nothing for a client's mistake."""
+        """One call: (HTTP status, body). Raises nothing: a client's mistake is NCMEC's
+        refusal, an error of the double itself an HTTP 500."""
         try:
             if method == "GET" and path == "/status":
                 return 200, _response(0, f"Remote User : {self._credentials[0]}")
@@ -582,6 +593,8 @@ class ContractServer:
                 return 200, route(headers, body)
         except _Refusal as refusal:
             return 200, _response(refusal.code, refusal.description)
+        except Exception as exc:  # the double's own error: answered and recorded, not dropped
+            return 500, f"contract server error: {type(exc).__name__}".encode()
 
     def _xml(self, headers: Any, body: bytes, expected: str) -> ET.Element:
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -601,7 +614,7 @@ class ContractServer:
     def _submit(self, headers: Any, body: bytes) -> bytes:
         self._xml(headers, body, "report")
         report_id = str(next(self._ids))
-        self.reports[report_id] = ReceivedReport(report_id, body.decode("utf-8"))
+        self.reports[report_id] = ReceivedReport(report_id, _decoded(body))
         return _response(0, "Success", reportId=report_id)
 
     def _upload(self, headers: Any, body: bytes) -> bytes:
@@ -625,7 +638,7 @@ class ContractServer:
         report = self._open_report(report_id)
         if file_id not in report.files:
             raise _Refusal(CODES["file_does_not_exist"], f"File {file_id} does not exist")
-        report.files[file_id].fileinfo.append(body.decode("utf-8"))
+        report.files[file_id].fileinfo.append(_decoded(body))
         return _response(0, "Success", reportId=report_id)
 
     def _finish(self, headers: Any, body: bytes) -> bytes:
@@ -643,6 +656,24 @@ class ContractServer:
         report = self._open_report(_form_id(headers, body))
         report.state = "retracted"
         return _response(0, "Success", reportId=report.report_id)
+
+
+_DECLARED = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _decoded(body: bytes) -> str:
+    """An XML document's text, decoded as the XML parser read it: by its byte-order mark,
+    else its declared encoding, else UTF-8."""
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return body.decode("utf-16")
+    if body.startswith(codecs.BOM_UTF8):
+        return body[len(codecs.BOM_UTF8) :].decode("utf-8")
+    declared = _DECLARED.match(body)
+    encoding = declared.group(1).decode("ascii") if declared else "utf-8"
+    try:
+        return body.decode(encoding)
+    except (LookupError, UnicodeDecodeError):
+        return body.decode("utf-8", "replace")
 
 
 def _form_id(headers: Any, body: bytes) -> str:
@@ -689,6 +720,16 @@ def _multipart(
     return fields, files
 
 
+def _code(status: int, payload: bytes) -> int | None:
+    """The ``responseCode`` of an answer, for `ContractServer.calls`."""
+    if status != 200:
+        return None
+    try:
+        return int(parse_document(payload).findtext("responseCode") or "")
+    except ValueError:
+        return None
+
+
 def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ncmec-contract-double/1"
@@ -699,26 +740,35 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             prefix = "/ispws"
             path = self.path.split("?", 1)[0]
-            if not path.startswith(prefix + "/"):
-                self._answer(method, path, 404, b"not found")
-                return
-            path = path[len(prefix) :]
-            length = int(self.headers.get("Content-Length") or 0)
+            routed = path.startswith(prefix + "/")
+            if routed:
+                path = path[len(prefix) :]
+            try:
+                length = max(0, int(self.headers.get("Content-Length") or 0))
+            except ValueError:
+                length = 0
+            body = self.rfile.read(length) if 0 < length <= MAX_BODY else b""
             if length > MAX_BODY:
-                self._answer(method, path, 413, b"too large")
-                return
-            body = self.rfile.read(length) if length else b""
+                self.close_connection = True  # its body is left unread
             if not server._authorized(self.headers.get("Authorization")):
-                # Recorded before answering, like every other call: a client that has its
-                # answer must find the call in `calls`.
+                # Checked first: every call needs credentials, a wrong path or a body too
+                # large included. Recorded before answering, like every other call: a
+                # client that has its answer must find the call in `calls`.
                 server._record(method, path, 401, None)
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="ispws"')
                 payload = _response(CODES["authentication_required"], "Authentication required")
                 self._finish(payload, "text/xml")
                 return
-            failed, status = server._take_failure(path)
-            if failed:
+            if not routed:
+                self._answer(method, path, 404, b"not found")
+                return
+            if length > MAX_BODY:
+                self._answer(method, path, 413, b"too large")
+                return
+            failure = server._take_failure(path)
+            if failure is not None and not failure[1]:
+                status = failure[0]
                 server._record(method, path, status or 0, None)
                 if status is None:
                     self.close_connection = True
@@ -728,16 +778,15 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
                 self._finish(b"injected failure", "text/plain")
                 return
             status, payload = server.handle(method, path, self.headers, body)
+            if failure is not None:  # handled, then the answer is lost
+                server._record(method, path, status, _code(status, payload))
+                self.close_connection = True
+                self.connection.close()
+                return
             self._answer(method, path, status, payload)
 
         def _answer(self, method: str, path: str, status: int, payload: bytes) -> None:
-            code = None
-            if status == 200:
-                try:
-                    code = int(parse_document(payload).findtext("responseCode") or "")
-                except ValueError:
-                    code = None
-            server._record(method, path, status, code)
+            server._record(method, path, status, _code(status, payload))
             self.send_response(status)
             self._finish(payload, "text/xml" if status == 200 else "text/plain")
 

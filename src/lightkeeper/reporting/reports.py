@@ -5,7 +5,10 @@
 exactly as it will be sent, and one file per recorded upload whose bytes the vault holds,
 each with whether a person at the provider viewed it — read from the audit trail
 (`lightkeeper.review.exposure.was_viewed`), never assumed. A report names one reported
-user, so a case uploaded by several uploader references needs one report per uploader.
+user (``reports.uploader``), so a case uploaded by several uploader references needs one
+report per uploader; the copies with no uploader reference are a group of their own. One
+live (not retracted) report per case and uploader: checked here, and held by a unique
+index of the database.
 
 `submit_report` then runs the documented flow, each step stored before the next:
 
@@ -23,13 +26,20 @@ Why it never files twice, and loses nothing, whatever stops it:
 - A run resumes from what is stored: no second ``submit`` once a report id is known; a file
   with a file id is not uploaded again; a file whose details were accepted is skipped. An
   answer recorded but not applied (the process died in between) is applied on resume.
-- Only a call cut off mid-flight has an unknown outcome, and is sent again: a second open
-  report (NCMEC deletes unfinished ones by itself) or a second copy of a file. A ``finish``
-  sent again is answered "already finished" (5102), which is taken as done. The finish
-  answer lists the report's files; any the journal does not know are named in the audit.
-- One run per report at a time: a lock in this process, and across processes a refusal
-  (`Conflict`) while another process has a call in flight (younger than the client's
-  `call_budget`).
+- One run per report at a time: a lock in this process, and across processes a *lease* on
+  the report (``reports.lease_owner``, ``lease_until``), taken by compare-and-set when a run
+  or a retraction starts, renewed before each call, released at the end. A run that cannot
+  take it gets `Conflict`. Before each call, in the transaction that writes it down, the
+  step is checked to be still needed (no NCMEC report id yet for a submit, no file id for
+  an upload, no details sent for a fileinfo, the report not retracted or finished); an
+  answer that no longer fits the report is never applied over what is stored.
+- A call whose answer was lost after it was sent has an unknown outcome: ``submit`` and
+  ``upload`` are then not sent again by the client (a second report, a second copy), the
+  run stops, and resuming it sends them again. A ``finish`` sent again is answered
+  "already finished" (5102), which is taken as done. The finish answer lists the report's
+  files; any the journal does not know are named in the audit.
+- NCMEC's MD5 of an uploaded file is checked before its file id is stored (on resume too):
+  a file damaged on the way is marked so, and the report can then only be retracted.
 
 On finish, in one transaction: the report ``finished``, the case ``reported``, a webhook
 event ``report`` and the audit event. Then each file's vault object is marked reported
@@ -39,7 +49,7 @@ it was cut short. Reading a file from the vault to upload it is a system read
 
 Audit events (subject ``report/<id>``): ``report.create``, ``report.submit``,
 ``report.upload``, ``report.fileinfo``, ``report.finish``, ``report.retract``,
-``report.failed``. They name NCMEC's ids, never content hashes.
+``report.failed``. They name NCMEC's ids, never content hashes; nor does a report's error.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Row, Table, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from lightkeeper.actions.cases import CASE_MATCHES, CASES, validate_uploader
 from lightkeeper.actions.vault import Vault
@@ -120,6 +131,8 @@ class ReportFile:
     viewed_by_esp: bool
     uploaded_at: datetime | None
     fileinfo_at: datetime | None
+    #: When NCMEC's MD5 of an upload of it was not the file's (damaged on the way).
+    damaged_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +143,7 @@ class ReportFile:
             "viewed_by_esp": self.viewed_by_esp,
             "uploaded_at": _iso(self.uploaded_at),
             "fileinfo_at": _iso(self.fileinfo_at),
+            "damaged_at": _iso(self.damaged_at),
         }
 
 
@@ -149,11 +163,15 @@ class Report:
     updated_at: datetime
     #: The report XML, exactly as submitted (or to be).
     xml: str
+    #: The reported user: the uploader reference of the reported copies (None: the copies
+    #: with no uploader reference).
+    uploader: str | None = None
 
     def to_dict(self, *, xml: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
             "case_id": self.case_id,
+            "uploader": self.uploader,
             "state": self.state,
             "ncmec_report_id": self.ncmec_report_id,
             "created_at": self.created_at.isoformat(),
@@ -215,6 +233,7 @@ def _files(conn: Connection, report_ids: Sequence[int]) -> dict[int, list[Report
                 viewed_by_esp=bool(row.viewed_by_esp),
                 uploaded_at=row.uploaded_at,
                 fileinfo_at=row.fileinfo_at,
+                damaged_at=row.damaged_at,
             )
         )
     return out
@@ -235,6 +254,7 @@ def _reports(conn: Connection, rows: Sequence[Row[Any]]) -> list[Report]:
             files=tuple(files.get(row.id, ())),
             updated_at=row.updated_at,
             xml=row.xml,
+            uploader=row.uploader,
         )
         for row in rows
     ]
@@ -308,24 +328,6 @@ def _lists(matches: Sequence[Row[Any]]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def _uploaders_of_reports(conn: Connection, case_id: int) -> list[set[str | None] | None]:
-    """For each live (not retracted) report of the case, its files' uploaders (None: a report
-    with no file, taken to cover the whole case)."""
-    live = conn.execute(
-        select(REPORTS.c.id).where(REPORTS.c.case_id == case_id, REPORTS.c.state != "retracted")
-    ).scalars()
-    out: list[set[str | None] | None] = []
-    for report_id in live:
-        uploaders = conn.execute(
-            select(CASE_MATCHES.c.uploader)
-            .join(REPORT_FILES, REPORT_FILES.c.case_match_id == CASE_MATCHES.c.id)
-            .where(REPORT_FILES.c.report_id == report_id)
-        ).scalars()
-        found: set[str | None] = set(uploaders)
-        out.append(found or None)
-    return out
-
-
 def create_report(
     store: BankStore,
     case_id: int,
@@ -333,19 +335,24 @@ def create_report(
     profile: ReporterProfile,
     actor: str,
     uploader: str | None = None,
+    without_uploader: bool = False,
     incident_type: str = CHILD_PORNOGRAPHY,
     now: datetime | None = None,
 ) -> Report:
     """A draft report of confirmed case `case_id`, with the files the vault holds.
 
     `uploader` picks the reported user when the case has uploads by several (each gets its
-    own report); by default the case must have one. `Conflict` when the case is not
-    confirmed, when it needs an `uploader`, or when a live report of it already exists.
+    own report), and `without_uploader` the copies uploaded with no uploader reference (a
+    group of their own); by default the case must have one group. `Conflict` when the case
+    is not confirmed, when it needs a choice, or when a live (not retracted) report of the
+    case for that uploader already exists.
     """
     if incident_type not in INCIDENT_TYPES:
         raise InvalidRequest(f"unknown incident type {incident_type!r}")
     if uploader is not None:
         validate_uploader(uploader)
+        if without_uploader:
+            raise InvalidRequest("name an uploader, or ask for the copies without one: not both")
     moment = now or _now()
 
     def work(conn: Connection) -> int:
@@ -370,30 +377,41 @@ def create_report(
         groups: dict[str | None, list[Row[Any]]] = {}
         for match in matches:
             groups.setdefault(match.uploader, []).append(match)
-        if uploader is not None:
-            if uploader not in groups:
-                raise InvalidRequest(f"case {case_id} has no upload by uploader {uploader!r}")
-            subject: str | None = uploader
-        elif len(groups) == 1:
-            [subject] = groups
+        subject: str | None
+        if uploader is not None or without_uploader:
+            subject = uploader
+            if subject not in groups:
+                raise InvalidRequest(
+                    f"case {case_id} has no upload by uploader {uploader!r}"
+                    if uploader is not None
+                    else f"case {case_id} has no upload without an uploader reference"
+                )
+        elif len(groups) <= 1:
+            subject = next(iter(groups), None)
         else:
-            names = ", ".join(sorted(repr(u) for u in groups))
+            names = ", ".join(sorted(repr(u) for u in groups if u is not None))
+            if None in groups:
+                names += " and copies with no uploader reference"
             raise Conflict(
                 f"case {case_id} has uploads by {len(groups)} uploader references ({names}); "
                 "a report names one reported user: make one report per uploader"
             )
         chosen = groups.get(subject, [])
-        for covered in _uploaders_of_reports(conn, case_id):
-            if covered is None or subject in covered:
-                raise Conflict(
-                    f"case {case_id} already has a live report for this uploader; retract it "
-                    "before making another"
-                )
+        same = REPORTS.c.uploader.is_(None) if subject is None else REPORTS.c.uploader == subject
+        live = conn.execute(
+            select(REPORTS.c.id).where(
+                REPORTS.c.case_id == case_id, REPORTS.c.state != "retracted", same
+            )
+        ).first()
+        if live is not None:
+            raise Conflict(_live_report(case_id, subject, live.id))
         files = [m for m in chosen if m.vault_object_id is not None]
         viewed = {m.id: was_viewed(conn, m.id) for m in files}
         facts = ReportFacts(
             case_id=case_id,
-            uploaded_at=tuple(m.at for m in chosen),
+            # The incident time: the earliest upload of the reported files (of the
+            # uploader's copies when the vault holds none of them).
+            uploaded_at=tuple(m.at for m in (files or chosen)),
             uploader=subject,
             classification=review.classification,
             incident_type=incident_type,
@@ -407,6 +425,7 @@ def create_report(
                 insert(REPORTS).returning(REPORTS.c.id),
                 {
                     "case_id": case_id,
+                    "uploader": subject,
                     "state": "draft",
                     "ncmec_report_id": None,
                     "xml": document,
@@ -440,8 +459,20 @@ def create_report(
         return report_id
 
     with acting_as(actor):
-        report_id = _engine.write(store.engine, work)
+        try:
+            report_id = _engine.write(store.engine, work)
+        except IntegrityError:  # another process made one meanwhile: the unique index says so
+            raise Conflict(_live_report(case_id, uploader, None)) from None
     return get_report(store, report_id)
+
+
+def _live_report(case_id: int, uploader: str | None, report_id: int | None) -> str:
+    who = "its copies with no uploader reference" if uploader is None else f"uploader {uploader!r}"
+    which = "" if report_id is None else f" ({report_id})"
+    return (
+        f"case {case_id} already has a live report{which} for {who}; retract it before "
+        "making another"
+    )
 
 
 # ---------------------------------------------------------------------- sending
@@ -457,7 +488,8 @@ def submit_report(
     When NCMEC refuses a call or stays unreachable after the client's retries, the report is
     left ``failed`` with the error, and the error raised (`NcmecError`; a vault error when a
     file cannot be read); calling again resumes. `Conflict` for a retracted report, a case no
-    longer confirmed (an upheld appeal), or while another process is sending it.
+    longer confirmed (an upheld appeal), a file damaged on the way to NCMEC, or while another
+    process holds the report's lease (it is sending or retracting it).
     """
     from lightkeeper.reporting._submission import submit  # the state machine needs these records
 
@@ -468,8 +500,10 @@ def retract_report(
     store: BankStore, client: CyberTiplineClient | None, report_id: int, *, actor: str
 ) -> Report:
     """Withdraw a report that is not finished: at NCMEC when it has a report id there, else
-    only here (then `client` may be None). `Conflict` for a finished report (NCMEC allows
-    retracting unfinished reports only); a retracted report is returned as it is."""
+    only here (then `client` may be None). It takes the report's lease, as a run does, and
+    first applies any answer recorded but not applied. `Conflict` for a finished report
+    (NCMEC allows retracting unfinished reports only), or while another process holds the
+    lease; a retracted report is returned as it is."""
     from lightkeeper.reporting._submission import retract
 
     return retract(store, client, report_id, actor=actor)

@@ -110,16 +110,26 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\
 
 
 def check_api_url(url: str) -> str:
-    """`url` without a trailing slash, if it may carry reports: https, or http on loopback."""
+    """`url` without a trailing slash, if it may carry reports: https, or http on loopback.
+
+    A URL carrying credentials (``https://user:secret@host``, ``https://:secret@host``) is
+    refused, and the error does not repeat it: the credentials go in their own settings, and
+    a URL is written into errors, the report's error and the audit trail.
+    """
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise InvalidRequest(
+            "NCMEC's API URL must not carry a user name or password (user:password@host): "
+            "set LIGHTKEEPER_NCMEC_USERNAME and LIGHTKEEPER_NCMEC_PASSWORD instead"
+        )
     loopback = (parts.hostname or "") in _LOOPBACK
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise InvalidRequest(
             f"NCMEC's API URL must be https:// (plain http only on the loopback interface, "
             f"for the contract test server), not {url!r}"
         )
-    if not parts.hostname or parts.query or parts.fragment or parts.username:
+    if not parts.hostname or parts.query or parts.fragment:
         raise InvalidRequest(f"{url!r} is not a base URL such as {TEST_URL}")
     return url
 

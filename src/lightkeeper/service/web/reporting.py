@@ -2,7 +2,8 @@
 
 - ``POST /review/cases/{id}/report``: `lightkeeper.reporting.reports.create_report` builds the
   report (``fileViewedByEsp`` per file from the audit trail's reveals; a case uploaded by
-  several uploader references gets one report per uploader, the form names which), then
+  several uploader references gets one report per uploader, the form names which — the
+  copies with no uploader reference being one of them, `NO_UPLOADER`), then
   `submit_report` runs NCMEC's flow — submit, upload and fileinfo per file, finish — and the
   case page shows NCMEC's report id and the report's state;
 - ``POST /review/reports/{id}/submit``: resumes a report whose submission stopped (NCMEC
@@ -25,7 +26,13 @@ from fastapi.responses import Response
 from lightkeeper.actions.cases import CaseDetail
 from lightkeeper.errors import Conflict, LightkeeperError, NcmecError, StoreError
 from lightkeeper.reporting.ncmec_client import CyberTiplineClient
-from lightkeeper.reporting.reports import create_report, get_report, reports_of_case, submit_report
+from lightkeeper.reporting.reports import (
+    Report,
+    create_report,
+    get_report,
+    reports_of_case,
+    submit_report,
+)
 from lightkeeper.reporting.settings import REPORTER_PROFILE, ReporterProfile, ReportingSettings
 from lightkeeper.review.decisions import CaseReview
 from lightkeeper.service.access import REVIEW_PREFIX
@@ -34,9 +41,13 @@ from lightkeeper.service.web.render import WebError, page_errors, redirect
 from lightkeeper.service.web.state import store_of, vault_of, web_state
 from lightkeeper.service.web.visibility import visible_case
 
-__all__ = ["Reporting", "reports_view", "router"]
+__all__ = ["NO_UPLOADER", "Reporting", "report_choices", "reports_view", "router"]
 
 router = APIRouter()
+
+#: The form value choosing the copies uploaded with no uploader reference (no uploader
+#: reference can be it: they start with a letter or a digit).
+NO_UPLOADER = "~none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,23 +98,37 @@ class Reporting:
         return CyberTiplineClient.from_settings(self.settings)
 
 
+def report_choices(uploaders: set[str | None], reports: list[Report]) -> list[tuple[str, str]]:
+    """The reported users a new report may name, as (form value, label): each uploader of
+    the case (None: the copies with no uploader reference, `NO_UPLOADER`) without a live
+    (not retracted) report."""
+    live = {r.uploader for r in reports if r.state != "retracted"}
+    open_ = [u for u in uploaders if u not in live]
+    named = sorted(u for u in open_ if u is not None)
+    choices = [(u, u) for u in named]
+    if None in open_:
+        choices.append((NO_UPLOADER, "(no uploader reference)"))
+    return choices
+
+
 def reports_view(request: Request, detail: CaseDetail, review: CaseReview | None) -> dict[str, Any]:
     """The case page's report section: the case's reports and whether it may be reported
-    (a confirmed case with no live report, or one per uploader when it has several)."""
+    (confirmed, and an uploader of it — or its copies with no uploader reference — without
+    a live report; a case with several gets one report each, the form names which)."""
     case_id = detail.case.id
-    uploaders = {copy.uploader for copy in detail.matches if copy.uploader is not None}
+    uploaders = {copy.uploader for copy in detail.matches}
     reporting = web_state(request).reporting()
     with page_errors():
         reports = reports_of_case(store_of(request), case_id)
     confirmed = review is not None and review.state == "confirmed"
-    live = any(r.state != "retracted" for r in reports)
+    choices = report_choices(uploaders, reports)
     return {
         "reports": reports,
         "reporting_on": reporting.enabled,
         "reporting_note": reporting.problem,
+        "can_report": confirmed and bool(choices),
         # With several uploaders, each gets a report of their own: the form names one.
-        "can_report": confirmed and (len(uploaders) > 1 or not live),
-        "report_uploaders": sorted(uploaders) if len(uploaders) > 1 else [],
+        "report_uploaders": choices if len(uploaders) > 1 else [],
     }
 
 
@@ -136,13 +161,15 @@ def report_case(
     reporting = web_state(request).reporting()
     if not reporting.enabled or reporting.profile is None:
         raise WebError(409, reporting.problem or "Reporting is off.", back=back)
+    without = uploader == NO_UPLOADER
     with page_errors(back=back):
         report = create_report(
             store_of(request),
             case_id,
             profile=reporting.profile,
             actor=f"reviewer:{signed.reviewer.username}",
-            uploader=uploader or None,
+            uploader=None if without else uploader or None,
+            without_uploader=without,
         )
     return _submit(request, reporting, report.id, back)
 
