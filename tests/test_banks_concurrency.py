@@ -231,3 +231,30 @@ def test_an_import_killed_midway_keeps_whole_batches_and_a_rerun_completes_it(ur
         assert (report.added, report.unchanged) == (50, 200)
         assert store.count_entries("b") == 250
         assert store.list_imports("b")[0].status == "complete"
+
+
+def test_a_store_opens_while_another_process_holds_a_write_on_a_fresh_file(
+    tmp_path: Path,
+) -> None:
+    # A file not yet in WAL mode, with a write transaction held by another connection (as
+    # while a first process migrates a fresh store): switching to WAL waits for it, where
+    # SQLite alone would answer "database is locked" at once.
+    import sqlite3
+    import threading
+
+    from lightkeeper.banks._engine import make_engine
+
+    path = tmp_path / "fresh.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    finally:
+        engine.dispose()
+        holder.close()
