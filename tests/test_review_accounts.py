@@ -127,6 +127,11 @@ def test_an_old_hash_is_replaced_on_the_next_sign_in(store: BankStore) -> None:
     assert rehashed is not None and rehashed != weak
     assert not PasswordHasher().check_needs_rehash(rehashed)
     assert authenticate(store, "bob", PASSWORD).username == "bob"
+    # A sign-in that rehashes still starts its session (the new hash is not a change).
+    with store.engine.begin() as conn:
+        conn.execute(update(REVIEWERS).values(password_hash=weak))
+    token, _ = start_session(store, authenticate(store, "bob", PASSWORD))
+    assert session_of(store, token) is not None
 
 
 def test_an_unknown_user_costs_a_verification_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,6 +258,29 @@ def test_sessions_end_on_expiry_disable_and_password_change(
         start_session(store, frank, ttl=timedelta(days=30))
 
 
+def test_a_sign_in_racing_a_password_change_gets_no_session(
+    store: BankStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password check and the session are two transactions: a password change between
+    them (which ends every session) must not let the new session through."""
+    cheap_argon2(monkeypatch)
+    create_reviewer(store, "gina", password=PASSWORD)
+    checked = authenticate(store, "gina", PASSWORD)
+    set_password(store, "gina", PASSWORD + "-new")
+    with pytest.raises(Unauthenticated, match="password changed"):
+        start_session(store, checked)
+    assert "review.sign_in" not in [a[1] for a in actions(store)]
+    fresh = authenticate(store, "gina", PASSWORD + "-new")
+    token, _ = start_session(store, fresh)
+    assert session_of(store, token) is not None
+    # An account without a password (the proxy path) is unaffected.
+    create_reviewer(store, "proxied")
+    assert start_session(store, get_reviewer(store, "proxied"))[1].reviewer.username == "proxied"
+    # The credential is a digest, never the stored hash itself.
+    stored = stored_hash(store, "gina")
+    assert stored is not None and stored not in repr(fresh) and fresh.credential != stored
+
+
 # ---------------------------------------------------------------- settings
 
 
@@ -270,11 +298,13 @@ def test_settings_come_from_the_environment() -> None:
         ("LIGHTKEEPER_REVIEW_TWO_PERSON", "maybe", "use 1 or 0"),
         ("LIGHTKEEPER_REVIEW_REVEAL_CAP", "ten", "not a whole number"),
         ("LIGHTKEEPER_REVIEW_REVEAL_CAP", "-1", "daily reveal cap"),
+        ("LIGHTKEEPER_REVIEW_REVEAL_CAP", "100001", "daily reveal cap"),
         ("LIGHTKEEPER_REVIEW_PROXY_HEADER", "X User", "not an HTTP header name"),
         ("LIGHTKEEPER_FALSE_POSITIVE_BANK", "FP Bank", "invalid bank name"),
     ]:
-        with pytest.raises(InvalidRequest, match=re.escape(message)):
+        with pytest.raises(InvalidRequest, match=re.escape(message)) as caught:
             ReviewSettings.from_env({name: value})
+        assert caught.value.message.startswith(f"{name}={value!r}")  # names what to mend
 
 
 def test_every_setting_is_documented() -> None:

@@ -113,6 +113,28 @@ def test_an_upheld_appeal_reverses_a_confirmed_case_and_reinstates(world: World)
     assert verify(store.engine).ok
 
 
+def test_an_appeal_is_decided_by_someone_other_than_who_decided_the_case(world: World) -> None:
+    """A senior who confirmed (or approved) the contested decision may not answer its appeal,
+    either way; another senior or an admin does."""
+    store, alice, carol = world.store, world.alice, world.carol
+    confirmed_by_senior = world.listed_case(82, uploader="u-3")
+    decide(store, confirmed_by_senior, carol, "confirm", classification="A2")
+    decide(store, confirmed_by_senior, alice, "approve")
+    approved_by_senior = world.listed_case(83, uploader="u-4")
+    decide(store, approved_by_senior, alice, "confirm", classification="A1")
+    decide(store, approved_by_senior, carol, "approve")
+    for case_id in (confirmed_by_senior, approved_by_senior):
+        appeal = file_appeal(store, case_id, statement="not what you think")
+        for uphold in (True, False):
+            with pytest.raises(Forbidden, match="you confirmed or approved the decision"):
+                decide_appeal(store, appeal.id, carol, uphold=uphold, reason="I stand by it")
+        assert get_appeal(store, appeal.id).status == "open"
+        dave = create_reviewer(store, f"dave-{case_id}", role="senior")
+        assert decide_appeal(store, appeal.id, dave, uphold=False, reason="it matches").status == (
+            "denied"
+        )
+
+
 def test_a_denied_appeal_leaves_the_case_as_it_was(world: World) -> None:
     store = world.store
     case_id = world.listed_case(81, uploader="u-9")

@@ -258,10 +258,15 @@ def test_refusals_say_what_is_wrong(world: World) -> None:
     set_disabled(store, "carol", True)
     with pytest.raises(Forbidden, match="'carol' is disabled"):
         decide(store, case_id, carol, "confirm", classification="B1")
+    with pytest.raises(Forbidden, match="escalated: only a senior reviewer or an admin"):
+        decide(store, case_id, bob, "false_positive")
     # Nothing refused left a trace: one decision, one event each.
     assert [d.kind for d in decisions_of(store, case_id)] == ["escalate"]
     assert len(audited(store, "review.decision")) == 1
     assert len(decision_events(store)) == 1
+    # A refused false positive did not make the allow bank either.
+    assert "false-positives" not in [b.name for b in store.list_banks()]
+    assert [e for e in audited(store, "bank.create") if e.subject == "bank:false-positives"] == []
 
 
 def test_a_disapproval_escalates_to_a_senior_who_decides(world: World) -> None:
@@ -340,8 +345,9 @@ def test_a_failed_decision_leaves_no_trace(world: World, monkeypatch: pytest.Mon
     assert count(store, REVIEW_DECISIONS) == 0 and list_feedback(store) == []
     assert get_case(store, case_id).case.status == "open"
     assert store.get_entry(entry.id).enabled  # the suppression rolled back with the rest
-    # The allow bank was made before the transaction (a bank.create event); nothing else.
-    assert [e.action for e in list_events(store.engine, limit=100_000)[before:]] == ["bank.create"]
+    # Not even the allow bank: it is made inside the decision's transaction.
+    assert list_events(store.engine, limit=100_000)[before:] == []
+    assert "false-positives" not in [b.name for b in store.list_banks()]
 
 
 def test_reviewers_deciding_one_case_at_once_cannot_both_succeed(world: World) -> None:

@@ -174,43 +174,18 @@ class BankStore:
         def work(conn: Connection) -> None:
             if _find_bank_id(conn, name) is not None:
                 raise Conflict(f"bank {name!r} already exists")
-            now = _now()
-            bank_id = conn.execute(
-                insert(BANKS).returning(BANKS.c.id),
-                {
-                    "name": name,
-                    "kind": kind,
-                    "description": description,
-                    "enabled": enabled,
-                    "match_dihedral": match_dihedral,
-                    "pdq_quality_floor": pdq_quality_floor,
-                    "regions": regions,
-                    "region_threshold": region_threshold,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).scalar_one()
-            if overrides:
-                conn.execute(
-                    insert(THRESHOLDS),
-                    [
-                        {"bank_id": bank_id, "signal_type": s, "threshold": t}
-                        for s, t in overrides.items()
-                    ],
-                )
-            conn.execute(insert(CHANGES), change_row(bank_id, None, "bank", now))
-            record(
+            create_bank_in(
                 conn,
-                "bank.create",
-                f"bank:{name}",
-                {
-                    "kind": kind,
-                    "enabled": enabled,
-                    "thresholds": overrides,
-                    "regions": regions,
-                    "region_threshold": region_threshold,
-                },
-                at=now,
+                name,
+                kind=kind,
+                description=description,
+                thresholds=overrides,
+                match_dihedral=match_dihedral,
+                pdq_quality_floor=pdq_quality_floor,
+                enabled=enabled,
+                regions=regions,
+                region_threshold=region_threshold,
+                now=_now(),
             )
 
         try:
@@ -809,6 +784,61 @@ class BankStore:
         if row is None:
             raise NotFound(f"no import with id {run_id}")
         return to_import_run(row)
+
+
+def create_bank_in(
+    conn: Connection,
+    name: str,
+    *,
+    kind: BankKind,
+    description: str = "",
+    thresholds: Mapping[str, int] | None = None,
+    match_dihedral: bool = False,
+    pdq_quality_floor: int = DEFAULT_QUALITY_FLOOR,
+    enabled: bool = True,
+    regions: bool = False,
+    region_threshold: int = DEFAULT_REGION_THRESHOLD,
+    now: datetime,
+) -> int:
+    """Insert a bank inside the caller's write transaction (its change-log row and
+    ``bank.create`` audit event too); its id. The caller has validated the settings and
+    checked that the name is free (`BankStore.create_bank` does both)."""
+    overrides = dict(thresholds or {})
+    bank_id = conn.execute(
+        insert(BANKS).returning(BANKS.c.id),
+        {
+            "name": name,
+            "kind": kind,
+            "description": description,
+            "enabled": enabled,
+            "match_dihedral": match_dihedral,
+            "pdq_quality_floor": pdq_quality_floor,
+            "regions": regions,
+            "region_threshold": region_threshold,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    if overrides:
+        conn.execute(
+            insert(THRESHOLDS),
+            [{"bank_id": bank_id, "signal_type": s, "threshold": t} for s, t in overrides.items()],
+        )
+    conn.execute(insert(CHANGES), change_row(bank_id, None, "bank", now))
+    record(
+        conn,
+        "bank.create",
+        f"bank:{name}",
+        {
+            "kind": kind,
+            "enabled": enabled,
+            "thresholds": overrides,
+            "regions": regions,
+            "region_threshold": region_threshold,
+        },
+        at=now,
+    )
+    return int(bank_id)
 
 
 def set_enabled_in(

@@ -28,10 +28,11 @@ transaction. Changing a password or disabling an account ends the person's sessi
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
@@ -101,6 +102,10 @@ class Reviewer:
     disabled: bool
     #: Reveals allowed per UTC day for this person; None: the service's setting.
     daily_reveal_cap: int | None
+    #: A digest of the stored password hash when this value was read (never the hash):
+    #: `start_session` refuses a value whose password has changed since, so a sign-in that
+    #: races a password change cannot outlive it.
+    credential: str = field(default="", repr=False, compare=False)
 
     @property
     def is_senior(self) -> bool:
@@ -168,7 +173,15 @@ def to_reviewer(row: Row[Any]) -> Reviewer:
         role=cast(Role, row.role),
         disabled=bool(row.disabled),
         daily_reveal_cap=row.daily_reveal_cap,
+        credential=credential_of(row.password_hash),
     )
+
+
+def credential_of(password_hash: str | None) -> str:
+    """What `Reviewer.credential` holds for a stored password hash."""
+    if not password_hash:
+        return ""
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()
 
 
 def _now() -> datetime:
@@ -259,9 +272,12 @@ def authenticate(store: BankStore, username: str, password: str) -> Reviewer:
         raise Unauthenticated(SIGN_IN_FAILED)
     if row.disabled:
         raise Unauthenticated(SIGN_IN_FAILED)
+    reviewer = to_reviewer(row)
     if _HASHER.check_needs_rehash(stored):
-        _rehash(store, int(row.id), stored, candidate)
-    return to_reviewer(row)
+        fresh = _rehash(store, int(row.id), stored, candidate)
+        if fresh is not None:
+            reviewer = replace(reviewer, credential=credential_of(fresh))
+    return reviewer
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -280,18 +296,20 @@ def _dummy() -> str:
         return _dummy_hash
 
 
-def _rehash(store: BankStore, reviewer_id: int, old: str, password: str) -> None:
-    """Store the password hashed with today's parameters, unless it changed meanwhile."""
+def _rehash(store: BankStore, reviewer_id: int, old: str, password: str) -> str | None:
+    """Store the password hashed with today's parameters, unless it changed meanwhile: the
+    new hash, or None when it had changed."""
     fresh = _HASHER.hash(password)
 
-    def work(conn: Connection) -> None:
-        conn.execute(
+    def work(conn: Connection) -> bool:
+        changed = conn.execute(
             update(REVIEWERS)
             .where(REVIEWERS.c.id == reviewer_id, REVIEWERS.c.password_hash == old)
             .values(password_hash=fresh)
-        )
+        ).rowcount
+        return bool(changed)
 
-    _engine.write(store.engine, work)
+    return fresh if _engine.write(store.engine, work) else None
 
 
 def get_reviewer(store: BankStore, key: int | str) -> Reviewer:

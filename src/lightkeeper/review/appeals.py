@@ -11,7 +11,9 @@ Filing the same appeal again (same uploader and statement) while it is open retu
 unchanged, so a platform may retry a request whose answer it lost; any other appeal of the
 case waits until the open one is decided (`Conflict`). So a reversal is never decided twice.
 
-A senior reviewer or an admin decides it (`decide_appeal`), with a reason:
+A senior reviewer or an admin decides it (`decide_appeal`), with a reason, and never one who
+confirmed or approved the decision the appeal contests: an appeal is a second look, by a
+second person (so a platform that takes appeals needs two seniors or admins):
 
 - **upheld**: the case is ``reversed`` (whatever its review state was, confirmed included),
   ``cases.status`` becomes ``closed``, the entries that matched are suppressed for this
@@ -54,7 +56,7 @@ from lightkeeper.review.decisions import (
     lock_case_in,
     write_review_in,
 )
-from lightkeeper.review.feedback import ensure_allow_bank, suppress_in
+from lightkeeper.review.feedback import check_allow_bank, suppress_in
 from lightkeeper.review.settings import DEFAULT_SETTINGS, ReviewSettings
 
 __all__ = [
@@ -222,7 +224,7 @@ def decide_appeal(
     if not reviewer.is_senior:
         raise Forbidden("only a senior reviewer or an admin may decide an appeal")
     if uphold:
-        ensure_allow_bank(store, settings.false_positive_bank, actor=reviewer.actor)
+        check_allow_bank(store, settings.false_positive_bank)
     kind = "appeal_upheld" if uphold else "appeal_denied"
 
     def work(conn: Connection) -> None:
@@ -243,6 +245,11 @@ def decide_appeal(
             select(CASE_REVIEWS).where(CASE_REVIEWS.c.case_id == case.id).with_for_update()
         ).first()
         state = None if review is None else str(review.state)
+        if review is not None and person.id in (review.confirmed_by, review.approved_by):
+            raise Forbidden(
+                f"you confirmed or approved the decision on case {case.id} that this appeal "
+                "contests: another senior reviewer or admin must decide it"
+            )
         if uphold and state in _CLEARED:
             # Cleared meanwhile (a false positive answers the open appeal itself; this is a
             # store from before it did): the user is right, and nothing is left to reverse.

@@ -82,7 +82,7 @@ from lightkeeper.banks.models import (
 from lightkeeper.banks.store import BankStore
 from lightkeeper.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from lightkeeper.review.accounts import Reviewer, active_in
-from lightkeeper.review.feedback import ensure_allow_bank, suppress_in
+from lightkeeper.review.feedback import check_allow_bank, suppress_in
 from lightkeeper.review.settings import DEFAULT_SETTINGS, ReviewSettings
 
 __all__ = [
@@ -340,7 +340,7 @@ def decide(
     kept = validate_annotations(annotations)
     note = _validate_note(note)
     if kind == "false_positive":
-        ensure_allow_bank(store, settings.false_positive_bank, actor=reviewer.actor)
+        check_allow_bank(store, settings.false_positive_bank)
 
     def work(conn: Connection) -> None:
         now = _now()

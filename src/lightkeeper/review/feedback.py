@@ -17,7 +17,8 @@ transaction:
    back later, or a bank rebuilt under the same name, adds it disabled. Only that bank: the
    same hash in another list is that list's claim, and still matches;
 3. **adds the content's own SHA-256 to the allow bank** named by
-   ``LIGHTKEEPER_FALSE_POSITIVE_BANK`` (made, as an allow bank, on first use): this very
+   ``LIGHTKEEPER_FALSE_POSITIVE_BANK`` (made, as an allow bank, on first use, in the same
+   transaction: a refused decision makes no bank): this very
    file was judged benign, so no bank's match of it acts again. Never the matched entry's
    hash: for a perceptual match that is the listed picture's hash, and an allow entry there
    would suppress matches of the listed picture itself, in every bank
@@ -51,15 +52,15 @@ from lightkeeper.banks.models import (
     EntrySuppressionRow,
     NegativeFeedbackRow,
 )
-from lightkeeper.banks.records import Bank, NewEntry
-from lightkeeper.banks.store import BankStore, set_enabled_in
+from lightkeeper.banks.records import NewEntry
+from lightkeeper.banks.store import BankStore, create_bank_in, set_enabled_in
 from lightkeeper.banks.validation import validate_bank_name
-from lightkeeper.errors import Conflict, InvalidRequest, NotFound
+from lightkeeper.errors import InvalidRequest, NotFound
 
 __all__ = [
     "FEEDBACK",
     "NegativeFeedback",
-    "ensure_allow_bank",
+    "check_allow_bank",
     "export_feedback",
     "list_feedback",
     "suppress_in",
@@ -134,25 +135,37 @@ def _to_feedback(row: Row[Any]) -> NegativeFeedback:
 # ---------------------------------------------------------------------- suppression
 
 
-def ensure_allow_bank(store: BankStore, name: str, *, actor: str) -> Bank:
-    """The allow bank `name`, made if missing; `InvalidRequest` if a block bank has the name
-    (adding a false positive to a block bank would block it)."""
+def check_allow_bank(store: BankStore, name: str) -> None:
+    """Refuse, before a decision is taken, an allow-bank setting that `suppress_in` would
+    refuse: an invalid name, or a block bank of that name (adding a false positive to a block
+    bank would block it). Creates nothing: `suppress_in` makes the bank on first use, inside
+    the decision's transaction, so a decision refused for any reason leaves no bank behind."""
     validate_bank_name(name)
     try:
-        bank = store.get_bank(name)
+        found = store.get_bank(name)
     except NotFound:
-        try:
-            with acting_as(actor):
-                bank = store.create_bank(name, kind="allow", description=_ALLOW_DESCRIPTION)
-        except Conflict:  # made by someone else meanwhile
-            bank = store.get_bank(name)
-    if bank.kind != "allow":
+        return
+    _require_allow(name, found.kind)
+
+
+def _require_allow(name: str, kind: str) -> None:
+    if kind != "allow":
         raise InvalidRequest(
-            f"bank {name!r} (LIGHTKEEPER_FALSE_POSITIVE_BANK) is a {bank.kind} bank, not an "
+            f"bank {name!r} (LIGHTKEEPER_FALSE_POSITIVE_BANK) is a {kind} bank, not an "
             "allow bank: false positives cannot be added to it; name another bank or change "
             "its kind"
         )
-    return bank
+
+
+def _allow_bank_in(conn: Connection, name: str, now: datetime) -> int:
+    """The id of the allow bank `name`, made if missing, inside the caller's write
+    transaction (writers are serialised, so nobody makes it between the look and the
+    insert)."""
+    found = conn.execute(select(BANKS.c.id, BANKS.c.kind).where(BANKS.c.name == name)).first()
+    if found is None:
+        return create_bank_in(conn, name, kind="allow", description=_ALLOW_DESCRIPTION, now=now)
+    _require_allow(name, str(found.kind))
+    return int(found.id)
 
 
 def suppress_in(
@@ -167,11 +180,6 @@ def suppress_in(
     """Suppress every block entry the case's recorded matches acted on, and record negative
     feedback, inside the caller's write transaction (see the module docstring). Returns the
     ids of the feedback rows added; the audit events are recorded as `actor`."""
-    allow_id = conn.execute(
-        select(BANKS.c.id).where(BANKS.c.name == allow_bank, BANKS.c.kind == "allow")
-    ).scalar()
-    if allow_id is None:
-        raise Conflict(f"allow bank {allow_bank!r} was removed meanwhile; try again")
     content = conn.execute(select(CASES.c.sha256).where(CASES.c.id == case_id)).scalar_one()
     acting = _acting_entries(conn, case_id)
     already = set(
@@ -208,7 +216,8 @@ def suppress_in(
                     ).scalar_one()
                 )
             )
-        _allow_in(conn, int(allow_id), allow_bank, str(content), case_id, now)
+        allow_id = _allow_bank_in(conn, allow_bank, now)
+        _allow_in(conn, allow_id, allow_bank, str(content), case_id, now)
     return added_feedback
 
 

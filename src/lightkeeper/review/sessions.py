@@ -29,7 +29,7 @@ from lightkeeper.banks import _engine
 from lightkeeper.banks.audit import acting_as, record
 from lightkeeper.banks.models import ReviewerRow, ReviewSessionRow
 from lightkeeper.banks.store import BankStore
-from lightkeeper.errors import Forbidden, InvalidRequest, StoreBusy
+from lightkeeper.errors import Forbidden, InvalidRequest, StoreBusy, Unauthenticated
 from lightkeeper.review.accounts import Reviewer, load_in, to_reviewer
 
 __all__ = [
@@ -78,7 +78,8 @@ def start_session(
     store: BankStore, reviewer: Reviewer, *, ttl: timedelta = DEFAULT_TTL
 ) -> tuple[str, ReviewSession]:
     """A new session for `reviewer`: (token for the cookie, session). `Forbidden` when the
-    account is disabled (checked in the database, not in `reviewer`)."""
+    account is disabled (checked in the database, not in `reviewer`); `Unauthenticated` when
+    its password changed since `reviewer` was read."""
     if not timedelta(0) < ttl <= MAX_TTL:
         raise InvalidRequest(f"a session lasts more than 0 s and at most {MAX_TTL}")
     token = secrets.token_urlsafe(32)
@@ -90,6 +91,10 @@ def start_session(
         current = load_in(conn, reviewer.id, lock=True)
         if current.disabled:
             raise Forbidden(f"reviewer account {current.username!r} is disabled")
+        if current.credential != reviewer.credential:
+            # The password changed (ending every session) after `reviewer` was read: a
+            # session started now would outlive that change.
+            raise Unauthenticated("the password changed during this sign-in; sign in again")
         conn.execute(
             insert(SESSIONS),
             {

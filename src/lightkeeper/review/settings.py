@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from lightkeeper.banks.settings import Setting
 from lightkeeper.banks.validation import validate_bank_name
@@ -67,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (TWO_PERSON, REVEAL_CAP, PROXY_HEADER, FALSE_POS
 #: Highest reveal cap accepted (per day): a typo, not a policy, beyond it.
 MAX_REVEAL_CAP = 100_000
 
+T = TypeVar("T")
+
 #: An HTTP header name (RFC 9110 token), as a proxy would send it.
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}")
 _TRUE = ("1", "true", "yes", "on")
@@ -84,10 +87,8 @@ class ReviewSettings:
 
     def __post_init__(self) -> None:
         validate_reveal_cap(self.daily_reveal_cap)
-        if self.proxy_user_header is not None and not _HEADER.fullmatch(self.proxy_user_header):
-            raise InvalidRequest(
-                f"{PROXY_HEADER.env}: {self.proxy_user_header!r} is not an HTTP header name"
-            )
+        if self.proxy_user_header is not None:
+            validate_header_name(self.proxy_user_header)
         validate_bank_name(self.false_positive_bank)
 
     @classmethod
@@ -111,15 +112,32 @@ class ReviewSettings:
                 cap = int(text)
             except ValueError:
                 raise InvalidRequest(f"{REVEAL_CAP.env}={text!r} is not a whole number") from None
-        try:
-            return cls(
-                two_person_rule=two_person,
-                daily_reveal_cap=cap,
-                proxy_user_header=get(PROXY_HEADER),
-                false_positive_bank=get(FALSE_POSITIVE_BANK) or FALSE_POSITIVE_BANK.default,
-            )
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"review settings: {exc.message}") from None
+            _named(REVEAL_CAP, text, validate_reveal_cap, cap)
+        bank = get(FALSE_POSITIVE_BANK) or FALSE_POSITIVE_BANK.default
+        _named(FALSE_POSITIVE_BANK, bank, validate_bank_name, bank)
+        if (header := get(PROXY_HEADER)) is not None:
+            _named(PROXY_HEADER, header, validate_header_name, header)
+        return cls(
+            two_person_rule=two_person,
+            daily_reveal_cap=cap,
+            proxy_user_header=header,
+            false_positive_bank=bank,
+        )
+
+
+def _named(setting: Setting, text: str, check: Callable[[T], object], value: T) -> None:
+    """`check(value)`, its `InvalidRequest` naming the variable and the value it was given."""
+    try:
+        check(value)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{setting.env}={text!r}: {exc.message}") from None
+
+
+def validate_header_name(name: str) -> str:
+    """An HTTP header name (an RFC 9110 token of at most 100 characters)."""
+    if not _HEADER.fullmatch(name):
+        raise InvalidRequest(f"{name!r} is not an HTTP header name")
+    return name
 
 
 def validate_reveal_cap(cap: int) -> int:
