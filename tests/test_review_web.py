@@ -30,8 +30,9 @@ from lightkeeper.banks.testing import backends
 from lightkeeper.hashing import hash_bytes
 from lightkeeper.reporting.ncmec_contract import ContractServer
 from lightkeeper.reporting.settings import ReportingSettings
-from lightkeeper.review.accounts import create_reviewer
+from lightkeeper.review.accounts import create_reviewer, get_reviewer
 from lightkeeper.review.appeals import file_appeal, get_appeal
+from lightkeeper.review.decisions import decide
 from lightkeeper.review.settings import ReviewSettings
 from lightkeeper.service.testing import TestService, service_client
 from lightkeeper.service.web.derivatives import PREVIEW_SIDE
@@ -503,6 +504,33 @@ def test_appeals_are_answered_by_seniors_only(sqlite_svc: TestService) -> None:
     assert r.status_code == 303 and r.headers["location"] == "/review/appeals?done=denied"
     assert get_appeal(svc.store, appeal.id).status == "denied"
     assert f'id="appeal-{appeal.id}"' not in sara.get("/review/appeals").text
+
+
+def test_a_senior_is_not_offered_the_appeal_of_their_own_decision(sqlite_svc: TestService) -> None:
+    svc = sqlite_svc
+    flagged = flag(svc, photo(12), uploader="user-97")
+    sara = signed_in_reviewer(svc, "sara-own", role="senior")
+    decide(
+        svc.store,
+        flagged.case_id,
+        get_reviewer(svc.store, "sara-own"),
+        "confirm",
+        classification="A1",
+    )
+    ana = create_reviewer(svc.store, "ana-approves")
+    decide(svc.store, flagged.case_id, ana, "approve")
+    appeal = file_appeal(svc.store, flagged.case_id, statement="not me", uploader="user-97")
+    page = sara.get("/review/appeals").text
+    mine = page.split(f'id="appeal-{appeal.id}"')[1].split("</article>")[0]
+    assert "another senior reviewer or admin answers it" in mine and "<form" not in mine
+    r = sara.post(
+        f"/review/appeals/{appeal.id}",
+        data={"csrf": csrf_of(sara, "/review/appeals"), "outcome": "deny", "reason": "stands"},
+    )
+    assert r.status_code == 403 and "another senior reviewer or admin must decide it" in r.text
+    other = signed_in_reviewer(svc, role="senior")
+    theirs = other.get("/review/appeals").text.split(f'id="appeal-{appeal.id}"')[1]
+    assert "<form" in theirs.split("</article>")[0]
 
 
 def test_an_appeal_upheld_in_the_browser_uses_the_configured_allow_bank(

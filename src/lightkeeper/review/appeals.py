@@ -34,11 +34,12 @@ appeal decided while a reviewer decides the same case is serialised with it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, insert, select, update
+from sqlalchemy import Connection, Row, Table, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from lightkeeper.actions.cases import CASE_MATCHES, CASES, validate_uploader
@@ -69,6 +70,7 @@ __all__ = [
     "file_appeal",
     "get_appeal",
     "list_appeals",
+    "own_decisions",
 ]
 
 REVIEWERS = cast(Table, ReviewerRow.__table__)
@@ -335,6 +337,19 @@ def list_appeals(store: BankStore, *, status: str | None = None, limit: int = 10
         query = query.where(APPEALS.c.status == status)
     rows = _engine.read(store.engine, lambda conn: conn.execute(query).all())
     return [_to_appeal(row) for row in rows]
+
+
+def own_decisions(store: BankStore, reviewer: Reviewer, case_ids: Iterable[int]) -> set[int]:
+    """Which of `case_ids` hold a decision `reviewer` confirmed or approved: their appeals are
+    for another senior to answer (`decide_appeal` refuses them)."""
+    wanted = sorted(set(case_ids))
+    if not wanted:
+        return set()
+    query = select(CASE_REVIEWS.c.case_id).where(
+        CASE_REVIEWS.c.case_id.in_(wanted),
+        or_(CASE_REVIEWS.c.confirmed_by == reviewer.id, CASE_REVIEWS.c.approved_by == reviewer.id),
+    )
+    return {int(i) for i in _engine.read(store.engine, lambda c: c.execute(query).scalars())}
 
 
 def get_appeal(store: BankStore, appeal_id: int) -> Appeal:

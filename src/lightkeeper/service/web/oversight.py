@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from lightkeeper.reporting.transparency import compute_figures
 from lightkeeper.reporting.transparency.page import render_fragment
-from lightkeeper.review.appeals import decide_appeal, list_appeals
+from lightkeeper.review.appeals import decide_appeal, list_appeals, own_decisions
 from lightkeeper.service.access import REVIEW_PREFIX
 from lightkeeper.service.web.auth import Senior, SignedIn, check_csrf
 from lightkeeper.service.web.render import WebError, page, page_errors, redirect
@@ -38,12 +38,14 @@ _MAX_REASON = 2000
 
 @router.get("/appeals")
 def appeals_page(request: Request, signed: Senior) -> Response:
+    store = store_of(request)
     with page_errors():
-        found = list_appeals(store_of(request), status="open")
+        found = list_appeals(store, status="open")
+        own = own_decisions(store, signed.reviewer, (appeal.case_id for appeal in found))
     found.sort(key=lambda appeal: appeal.received_at)
     decided = request.query_params.get("done")
     notice = {"upheld": "Appeal upheld.", "denied": "Appeal denied."}.get(decided or "")
-    return page(request, "appeals.html", {"appeals": found, "done": notice})
+    return page(request, "appeals.html", {"appeals": found, "own": own, "done": notice})
 
 
 @router.post("/appeals/{appeal_id}")
