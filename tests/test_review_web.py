@@ -508,7 +508,7 @@ def test_appeals_are_answered_by_seniors_only(sqlite_svc: TestService) -> None:
 
 def test_a_senior_is_not_offered_the_appeal_of_their_own_decision(sqlite_svc: TestService) -> None:
     svc = sqlite_svc
-    flagged = flag(svc, photo(12), uploader="user-97")
+    flagged = flag(svc, photo(13), uploader="user-97")
     sara = signed_in_reviewer(svc, "sara-own", role="senior")
     decide(
         svc.store,
