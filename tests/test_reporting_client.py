@@ -5,10 +5,14 @@ connection errors and 5xx only, and every attempt written down before it is sent
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -398,6 +402,30 @@ def test_a_lost_submit_or_upload_answer_is_not_sent_again(server: ContractServer
     assert caught.value.response_code == 5102 and len(server.calls_to("/finish")) == 2
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateways_5xx_after_submit_or_upload_is_a_lost_answer(
+    server: ContractServer, status: int
+) -> None:
+    """A gateway in front of NCMEC may give up waiting while NCMEC acts: its page is no
+    refusal to retry, or the report would be opened (or the file added) twice."""
+    client = make_client(server)
+    server.fail_next("/submit", status=status, handled=True)
+    with pytest.raises(NcmecError, match=f"its answer was lost \\(HTTP {status} from a gateway"):
+        client.submit(a_report())
+    assert len(server.reports) == 1 and len(server.calls_to("/submit")) == 1
+    [report_id] = server.reports
+    server.fail_next("/upload", status=status, handled=True)
+    with pytest.raises(NcmecError, match="a second copy"):
+        client.upload(report_id, PHOTO, filename="a.jpg", media_type="image/jpeg")
+    assert len(server.report(report_id).files) == 1 and client.sleeps == []  # type: ignore[attr-defined]
+    # Other steps are safe to send again: a gateway's page there is retried (and NCMEC
+    # answers that the report is already finished).
+    server.fail_next("/finish", status=status, handled=True)
+    with pytest.raises(NcmecError) as caught:
+        client.finish(report_id)
+    assert caught.value.response_code == 5102 and len(server.calls_to("/finish")) == 2
+
+
 def test_an_upload_request_records_the_files_md5_for_recovery(client: CyberTiplineClient) -> None:
     journal = Journal()
     report_id = str(client.submit(a_report()).report_id)
@@ -459,3 +487,63 @@ def test_credentials_are_checked_before_a_wrong_path_or_a_body_too_large(
             urllib.request.urlopen(request, timeout=5)
         assert caught.value.code == 401
         caught.value.close()
+
+
+@contextmanager
+def scripted_server(*parts: tuple[float, bytes]) -> Iterator[str]:
+    """A server on loopback that reads one request and answers it with `parts`, each
+    (seconds to wait first, bytes to send), then closes the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stopped = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                for wait, data in parts:
+                    if stopped.wait(wait):
+                        return
+                    connection.sendall(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/ispws"
+    finally:
+        stopped.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
+GOOD = b"<reportResponse><responseCode>0</responseCode></reportResponse>"
+
+
+def test_an_attempt_ends_at_its_timeout_however_slowly_the_answer_comes() -> None:
+    # The report's lease lasts one call's budget (attempts x timeout + waits): an attempt
+    # that outlived its timeout would let another process take the report mid-call.
+    slowly = [(0.0, b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nX-Slow: ")]
+    slowly += [(0.05, b"a")] * 60  # 3 s, each byte far within the timeout
+    slowly += [(0.0, b"\r\nContent-Length: %d\r\n\r\n%s" % (len(GOOD), GOOD))]
+    with scripted_server(*slowly) as url:
+        client = CyberTiplineClient(url, USER, PASSWORD, timeout=0.5, attempts=1)
+        journal = Journal()
+        started = time.monotonic()
+        with pytest.raises(NcmecError, match="timed out"):
+            client.status(journal)
+        took = time.monotonic() - started
+    assert took < 1.5  # the budget (0.5 s) and a moment to close the connection
+    assert "timed out" in journal.calls[0]["error"]
+
+
+def test_an_answer_cut_short_is_a_lost_answer_not_sent_again() -> None:
+    # Fewer bytes than announced: no answer (it was not a 5xx to retry, nor a refusal).
+    cut = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 100\r\n\r\nshort"
+    with scripted_server((0.0, cut)) as url:
+        client = CyberTiplineClient(url, USER, PASSWORD, timeout=2, attempts=2, backoff=0)
+        journal = Journal()
+        with pytest.raises(NcmecError, match="its answer was lost"):
+            client.submit(a_report(), journal)
+    assert len(journal.calls) == 1 and journal.calls[0]["error"].startswith("outcome unknown")

@@ -20,9 +20,7 @@ from sqlalchemy import update
 
 from lightkeeper.actions.cases import get_case
 from lightkeeper.actions.vault import Vault
-from lightkeeper.actions.vault_crypto import Keyring
 from lightkeeper.banks import BankStore
-from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.errors import Conflict
 from lightkeeper.reporting import _submission
 from lightkeeper.reporting.ncmec_client import CyberTiplineClient
@@ -36,47 +34,15 @@ from lightkeeper.reporting.reports import (
     submit_report,
 )
 from lightkeeper.reporting.settings import ReportingSettings
-from lightkeeper.review.accounts import Reviewer, create_reviewer
+from lightkeeper.review.accounts import Reviewer
 from lightkeeper.review.settings import ReviewSettings
 from lightkeeper.service.testing import TestService, service_client
 from lightkeeper.service.web.reporting import NO_UPLOADER, Reporting
-from test_reports import PASSWORD, PROFILE, USER, confirmed, make_client, quarantined
+from reporting_helpers import PROFILE, confirmed, make_client, quarantined
 from test_review_web import REPORTER, csrf_of, flag, photo, review_settings, signed_in_reviewer
 
-
-@pytest.fixture(params=backends())
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BankStore]:
-    if request.param == "sqlite":
-        (tmp_path / "data").mkdir()
-        url = f"sqlite:///{tmp_path / 'data' / 'lightkeeper.db'}"
-        with BankStore.open(url) as opened:
-            opened.create_bank("known", kind="block")
-            yield opened
-        return
-    with temporary_database("postgresql", migrated=True) as url, BankStore.open(url) as opened:
-        opened.create_bank("known", kind="block")
-        yield opened
-
-
-@pytest.fixture
-def vault(store: BankStore, tmp_path: Path) -> Vault:
-    return Vault(store, tmp_path / "vault", Keyring.from_file(tmp_path / "vault.key"))
-
-
-@pytest.fixture
-def server() -> Iterator[ContractServer]:
-    with ContractServer(USER, PASSWORD) as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: ContractServer) -> CyberTiplineClient:
-    return make_client(server)
-
-
-@pytest.fixture
-def ana(store: BankStore) -> Reviewer:
-    return create_reviewer(store, "ana", role="senior")
+# The store (SQLite and PostgreSQL), vault, contract server, client and reviewer fixtures.
+pytest_plugins = ("reporting_fixtures",)
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ All content is benign: small synthetic photos (conftest).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,18 +22,13 @@ from click.testing import CliRunner
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from conftest import synthetic_photo
 from lightkeeper.actions import webhooks as wh
-from lightkeeper.actions.actioner import Actioner
 from lightkeeper.actions.cases import CASE_MATCHES, get_case
 from lightkeeper.actions.vault import Vault
-from lightkeeper.actions.vault_crypto import Keyring
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.audit import list_events, verify
-from lightkeeper.banks.testing import backends, temporary_database
 from lightkeeper.cli.main import main
 from lightkeeper.errors import Conflict, InvalidRequest, NcmecError, NotFound
-from lightkeeper.matching import Matcher
 from lightkeeper.reporting import _submission
 from lightkeeper.reporting.cybertipline import parse_document
 from lightkeeper.reporting.ncmec_client import CyberTiplineClient
@@ -51,104 +44,22 @@ from lightkeeper.reporting.reports import (
     retract_report,
     submit_report,
 )
-from lightkeeper.reporting.settings import ReporterProfile
 from lightkeeper.review.accounts import Reviewer, create_reviewer
 from lightkeeper.review.decisions import decide
 from lightkeeper.review.exposure import reveal
-from lightkeeper.review.settings import ReviewSettings
+from reporting_helpers import (
+    PASSWORD,
+    PROFILE,
+    PROFILE_DATA,
+    USER,
+    confirmed,
+    make_client,
+    photo,
+    quarantined,
+)
 
-USER, PASSWORD = "usr123", "pswd123"
-ONE_PERSON = ReviewSettings(two_person_rule=False)
-PROFILE_DATA: dict[str, Any] = {
-    "reporting_person": {"first_name": "Ana", "last_name": "Silva", "email": "ana@example.org"},
-    "company_template": "Example Inc.",
-    "terms_of_service": "https://example.org/terms",
-    "esp_service": "Example Photos",
-}
-PROFILE = ReporterProfile.from_dict(PROFILE_DATA)
-
-
-def photo(seed: int) -> bytes:
-    buffer = io.BytesIO()
-    synthetic_photo(96, 72, seed=seed).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-@pytest.fixture(params=backends())
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        (tmp_path / "data").mkdir()
-        yield f"sqlite:///{tmp_path / 'data' / 'lightkeeper.db'}"
-        return
-    with temporary_database("postgresql", migrated=True) as url:
-        yield url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[BankStore]:
-    with BankStore.open(store_url) as opened:
-        opened.create_bank("known", kind="block")
-        yield opened
-
-
-@pytest.fixture
-def vault(store: BankStore, tmp_path: Path) -> Vault:
-    return Vault(store, tmp_path / "vault", Keyring.from_file(tmp_path / "vault.key"))
-
-
-@pytest.fixture
-def server() -> Iterator[ContractServer]:
-    with ContractServer(USER, PASSWORD) as running:
-        yield running
-
-
-def make_client(server: ContractServer, password: str = PASSWORD) -> CyberTiplineClient:
-    return CyberTiplineClient(
-        server.url, USER, password, timeout=5, attempts=3, backoff=0.0, sleep=lambda _: None
-    )
-
-
-@pytest.fixture
-def client(server: ContractServer) -> CyberTiplineClient:
-    return make_client(server)
-
-
-@pytest.fixture
-def ana(store: BankStore) -> Reviewer:
-    return create_reviewer(store, "ana", role="senior")
-
-
-def quarantined(
-    store: BankStore, vault: Vault, seed: int, uploaders: list[str | None]
-) -> tuple[int, list[int]]:
-    """Listed content uploaded once per uploader: blocked, quarantined, one case."""
-    data = photo(seed)
-    store.add_entry(
-        "known",
-        "sha256",
-        hashlib.sha256(data).hexdigest(),
-        list_name="industry-list",
-        list_version="2026-05",
-        external_id=f"X-{seed}",
-        classification="A1",
-    )
-    matcher = Matcher(store)
-    actioner = Actioner(vault, matcher)
-    result = matcher.match_bytes(data)
-    matches = []
-    case_id = 0
-    for n, uploader in enumerate(uploaders):
-        outcome = actioner.act(result, data, request_id=f"req-{seed}-{n}", uploader_ref=uploader)
-        assert outcome.case_id is not None and outcome.match_id is not None
-        case_id = outcome.case_id
-        matches.append(outcome.match_id)
-    return case_id, matches
-
-
-def confirmed(
-    store: BankStore, case_id: int, reviewer: Reviewer, classification: str = "B1"
-) -> None:
-    decide(store, case_id, reviewer, "confirm", classification=classification, settings=ONE_PERSON)
+# The store (SQLite and PostgreSQL), vault, contract server, client and reviewer fixtures.
+pytest_plugins = ("reporting_fixtures",)
 
 
 def fileinfos(server: ContractServer, ncmec_id: str) -> list[ET.Element]:
@@ -301,9 +212,12 @@ def test_a_case_whose_confirmation_was_undone_is_not_sent(
         conn.execute(
             update(CASE_REVIEWS).where(CASE_REVIEWS.c.case_id == case_id).values(state="reversed")
         )
-    with pytest.raises(Conflict, match="no longer confirmed"):
-        submit_report(store, vault, client, report.id)
-    assert server.calls == [] and get_report(store, report.id).state == "draft"
+    for _ in range(2):  # a resume is refused the same way, and leaves it failed saying why
+        with pytest.raises(Conflict, match="no longer confirmed"):
+            submit_report(store, vault, client, report.id)
+        refused = get_report(store, report.id)
+        assert server.calls == [] and refused.state == "failed"
+        assert refused.error is not None and "no longer confirmed" in refused.error
     assert retract_report(store, client, report.id, actor="t").state == "retracted"
 
 
@@ -564,24 +478,32 @@ def test_the_report_commands(
 # ---------------------------------------------------------------- integrity (review findings)
 
 
+@pytest.fixture
+def damaged_md5(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The contract server answers every upload with an MD5 that is not the file's (the file
+    was damaged on the way); returns that MD5."""
+    wrong = "0" * 32
+    real_upload = ContractServer._upload
+
+    def damaged(self: ContractServer, headers: Any, body: bytes) -> bytes:
+        answer = real_upload(self, headers, body)
+        return re.sub(rb"<hash>[0-9a-f]+</hash>", f"<hash>{wrong}</hash>".encode(), answer)
+
+    monkeypatch.setattr(ContractServer, "_upload", damaged)
+    return wrong
+
+
 def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
     store: BankStore,
     vault: Vault,
     ana: Reviewer,
     server: ContractServer,
     client: CyberTiplineClient,
-    monkeypatch: pytest.MonkeyPatch,
+    damaged_md5: str,
 ) -> None:
     case_id, _ = quarantined(store, vault, 21, ["user-1"])
     confirmed(store, case_id, ana)
     report = create_report(store, case_id, profile=PROFILE, actor="t")
-    real_upload = ContractServer._upload
-
-    def damaged(self: ContractServer, headers: Any, body: bytes) -> bytes:
-        answer = real_upload(self, headers, body)
-        return re.sub(rb"<hash>[0-9a-f]+</hash>", b"<hash>" + b"0" * 32 + b"</hash>", answer)
-
-    monkeypatch.setattr(ContractServer, "_upload", damaged)
     with pytest.raises(NcmecError, match="damaged on the way"):
         submit_report(store, vault, client, report.id)
     failed = get_report(store, report.id)
@@ -594,7 +516,7 @@ def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
     md5 = hashlib.md5(photo(21)).hexdigest()
     events = list_events(store.engine, subject=f"report/{report.id}")
     said = json.dumps([e.details for e in events]) + (get_report(store, report.id).error or "")
-    assert md5 not in said and "0" * 32 not in said
+    assert md5 not in said and damaged_md5 not in said
     assert retract_report(store, client, report.id, actor="t").state == "retracted"
 
 
@@ -605,15 +527,11 @@ def test_a_recorded_upload_answer_is_checked_before_it_is_applied_on_resume(
     server: ContractServer,
     client: CyberTiplineClient,
     monkeypatch: pytest.MonkeyPatch,
+    damaged_md5: str,
 ) -> None:
     case_id, _ = quarantined(store, vault, 22, ["user-1"])
     confirmed(store, case_id, ana)
     report = create_report(store, case_id, profile=PROFILE, actor="t")
-    real_upload = ContractServer._upload
-
-    def damaged(self: ContractServer, headers: Any, body: bytes) -> bytes:
-        answer = real_upload(self, headers, body)
-        return re.sub(rb"<hash>[0-9a-f]+</hash>", b"<hash>" + b"0" * 32 + b"</hash>", answer)
 
     def dies(self: Any, file_id: int, md5: str | None) -> Any:
         def apply(conn: Any, answer: Any) -> None:
@@ -621,7 +539,6 @@ def test_a_recorded_upload_answer_is_checked_before_it_is_applied_on_resume(
 
         return apply
 
-    monkeypatch.setattr(ContractServer, "_upload", damaged)
     with monkeypatch.context() as patch:
         patch.setattr(_submission._Flow, "apply_upload", dies)
         with pytest.raises(SystemExit):
@@ -780,3 +697,190 @@ def test_the_incident_time_is_that_of_the_reported_files(
     assert [f.case_match_id for f in report.files] == [late]
     when = parse_document(report.xml.encode()).findtext("incidentSummary/incidentDateTime")
     assert when == "2026-01-05T03:04:05+00:00"
+
+
+# ---------------------------------------------------------------- migration 0011
+
+
+def _alembic(store: BankStore, direction: str, revision: str) -> None:
+    from alembic import command
+
+    from lightkeeper.banks import _engine
+    from lightkeeper.banks._migrate import alembic_config
+
+    _engine.write(
+        store.engine, lambda conn: getattr(command, direction)(alembic_config(conn), revision)
+    )
+
+
+def test_the_migration_gives_existing_reports_their_uploader(
+    store: BankStore, vault: Vault, ana: Reviewer
+) -> None:
+    two, [_, second] = quarantined(store, vault, 29, ["user-1", "user-2"])
+    anonymous, _ = quarantined(store, vault, 30, [None])
+    mixed, [nameless, _] = quarantined(store, vault, 31, [None, "user-3"])
+    with store.engine.begin() as conn:  # copies not in the vault: reports with no file
+        conn.execute(
+            update(CASE_MATCHES)
+            .where(CASE_MATCHES.c.id.in_((second, nameless)))
+            .values(vault_object_id=None)
+        )
+    for case_id in (two, anonymous, mixed):
+        confirmed(store, case_id, ana)
+    made = [
+        create_report(store, two, profile=PROFILE, actor="t", uploader="user-1"),
+        create_report(store, two, profile=PROFILE, actor="t", uploader="user-2"),
+        create_report(store, anonymous, profile=PROFILE, actor="t"),
+        create_report(store, mixed, profile=PROFILE, actor="t", without_uploader=True),
+        create_report(store, mixed, profile=PROFILE, actor="t", uploader="user-3"),
+    ]
+    retract_report(store, None, made[0].id, actor="t")
+    made.append(create_report(store, two, profile=PROFILE, actor="t", uploader="user-1"))
+    assert [bool(r.files) for r in made] == [True, False, True, False, True, True]
+
+    _alembic(store, "downgrade", "0010")
+    _alembic(store, "upgrade", "head")
+    assert [get_report(store, r.id).uploader for r in made] == [r.uploader for r in made]
+    for live in (made[3], made[4]):  # no uploader; user-3: each has a live report
+        with pytest.raises(IntegrityError), store.engine.begin() as conn:
+            conn.execute(insert(REPORTS), _copy_of(live))
+
+    # Two live reports for one case and uploader stop the upgrade, which changes nothing;
+    # once the extra one is retracted, it goes through.
+    _alembic(store, "downgrade", "0010")
+    with store.engine.begin() as conn:
+        extra = conn.execute(
+            insert(REPORTS).returning(REPORTS.c.id),
+            {k: v for k, v in _copy_of(made[2]).items() if k != "uploader"},
+        ).scalar_one()
+    with pytest.raises(RuntimeError, match=rf"case {anonymous}, uploader None: 2 live reports"):
+        _alembic(store, "upgrade", "head")
+    with store.engine.begin() as conn:
+        conn.execute(update(REPORTS).where(REPORTS.c.id == extra).values(state="retracted"))
+    _alembic(store, "upgrade", "head")
+    assert [get_report(store, r.id).uploader for r in made] == [r.uploader for r in made]
+    assert get_report(store, extra).uploader is None
+
+
+def _copy_of(report: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "case_id": report.case_id,
+        "uploader": report.uploader,
+        "state": "draft",
+        "xml": report.xml,
+        "created_at": now,
+        "created_by": "t",
+        "updated_at": now,
+    }
+
+
+@pytest.mark.parametrize("then", ["resume", "retract"])
+def test_an_accepted_answer_without_its_id_blocks_neither_resuming_nor_retracting(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+    then: str,
+) -> None:
+    case_id, _ = quarantined(store, vault, 32, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    real_submit = ContractServer._submit
+
+    def no_id(self: ContractServer, headers: Any, body: bytes) -> bytes:
+        return re.sub(rb"<reportId>[^<]*</reportId>", b"", real_submit(self, headers, body))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ContractServer, "_submit", no_id)
+        with pytest.raises(NcmecError, match="answered no report id"):
+            submit_report(store, vault, client, report.id)
+    assert get_report(store, report.id).state == "failed"
+    # The recorded answer (accepted, but with nothing to apply) is passed over by recovery.
+    if then == "resume":
+        done = submit_report(store, vault, client, report.id)
+        assert done.state == "finished" and len(server.calls_to("/submit")) == 2
+    else:
+        assert retract_report(store, client, report.id, actor="t").state == "retracted"
+
+
+def test_an_answer_that_is_not_ncmecs_xml_leaks_no_hash_into_the_error(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id, _ = quarantined(store, vault, 33, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    real_upload = ContractServer._upload
+
+    def garbled(self: ContractServer, headers: Any, body: bytes) -> bytes:
+        answer = real_upload(self, headers, body)  # NCMEC's MD5 of the file in it
+        return re.sub(rb"<response(Code|Description)>[^<]*</response\1>", b"", answer)
+
+    monkeypatch.setattr(ContractServer, "_upload", garbled)
+    with pytest.raises(NcmecError, match="no CyberTipline XML") as caught:
+        submit_report(store, vault, client, report.id)
+    data = photo(33)
+    hashes = (hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest())
+    events = list_events(store.engine, subject=f"report/{report.id}")
+    said = str(caught.value) + json.dumps([e.details for e in events])
+    said += get_report(store, report.id).error or ""
+    assert not any(h in said.lower() for h in hashes)
+
+
+def test_a_report_made_meanwhile_elsewhere_is_refused_naming_its_uploader(
+    store: BankStore, vault: Vault, ana: Reviewer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightkeeper.reporting import reports
+
+    case_id, _ = quarantined(store, vault, 34, ["user-1"])
+    confirmed(store, case_id, ana)
+    first = create_report(store, case_id, profile=PROFILE, actor="t")
+    retract_report(store, None, first.id, actor="t")
+    real_was_viewed = reports.was_viewed
+
+    def raced(conn: Any, match_id: int) -> bool:
+        # Another reviewer's report of the same uploader lands after this one's check.
+        conn.execute(insert(REPORTS), _copy_of(first))
+        return real_was_viewed(conn, match_id)
+
+    monkeypatch.setattr(reports, "was_viewed", raced)
+    with pytest.raises(Conflict, match="already has a live report for uploader 'user-1'"):
+        create_report(store, case_id, profile=PROFILE, actor="t")  # the one uploader, unnamed
+
+
+def test_a_report_with_a_damaged_file_is_left_failed_saying_why(
+    store: BankStore,
+    vault: Vault,
+    ana: Reviewer,
+    server: ContractServer,
+    client: CyberTiplineClient,
+    monkeypatch: pytest.MonkeyPatch,
+    damaged_md5: str,
+) -> None:
+    case_id, _ = quarantined(store, vault, 35, ["user-1"])
+    confirmed(store, case_id, ana)
+    report = create_report(store, case_id, profile=PROFILE, actor="t")
+
+    def dies(self: Any, file_id: int, md5: str | None) -> Any:
+        def apply(conn: Any, answer: Any) -> None:
+            raise SystemExit("killed after NCMEC answered, before the file id was stored")
+
+        return apply
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_submission._Flow, "apply_upload", dies)
+        with pytest.raises(SystemExit):
+            submit_report(store, vault, client, report.id)
+    assert get_report(store, report.id).state == "submitted"
+    for _ in range(2):  # found on resume (the recorded answer), then again on the next one
+        with pytest.raises(Conflict, match="damaged"):
+            submit_report(store, vault, client, report.id)
+        stopped = get_report(store, report.id)
+        assert stopped.state == "failed" and "damaged" in (stopped.error or "")

@@ -578,7 +578,9 @@ class _Flow:
 
     def recover(self) -> None:
         """Apply every accepted answer recorded but not applied, in the order of the calls;
-        an answer that no longer fits (`_Stale`: another run's, applied over) is skipped."""
+        an answer that no longer fits (`_Stale`: another run's, applied over) is skipped, and
+        so is one that cannot be applied (`NcmecError`: accepted with no report or file id),
+        as when it came: its step is still to do."""
 
         def work(conn: Connection) -> None:
             self.resume_state(conn)
@@ -601,7 +603,7 @@ class _Flow:
                 if classify(call.status_code, answer) != "accepted":
                     continue
                 assert answer is not None
-                with contextlib.suppress(_Stale):
+                with contextlib.suppress(_Stale, NcmecError):
                     self.reapply(conn, call, answer, files)
 
         self.write(work)
@@ -669,15 +671,22 @@ class _Flow:
             self.recover()
             report = self.load()
         if report.state != "finished":
-            self.still_confirmed(report.case_id)
+            try:
+                self.still_confirmed(report.case_id)
+            except Conflict as undone:  # failed, saying why, not back to draft
+                self.fail(undone.message)
+                raise
             damaged = [f.id for f in report.files if f.damaged_at is not None]
             if damaged:
-                raise Conflict(
+                # Failed, saying why (recovery may just have found it): no run finishes it.
+                refusal = Conflict(
                     f"file(s) {', '.join(map(str, damaged))} of report {report.id} were damaged "
                     "on the way to NCMEC (NCMEC's MD5 was not the file's): the report cannot "
                     f"be finished; retract it (lightkeeper report retract {report.id}) and "
                     "report the case again"
                 )
+                self.fail(refusal.message)
+                raise refusal
             ncmec_id = report.ncmec_report_id
             if ncmec_id is None:
                 ncmec_id = self.submit_once(report.xml)

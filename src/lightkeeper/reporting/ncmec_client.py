@@ -14,16 +14,18 @@ answer. Its error carries NCMEC's ``responseDescription``.
 
 Retries, with exponential backoff, happen for *retry* answers and when no connection could
 be made (refused, DNS, TLS, connect timeout): nothing reached NCMEC. A connection that fails
-once the request is on its way (a read timeout, a reset, the answer cut off) is different:
+once the request is on its way (a read timeout, the attempt's time running out, a reset, the
+answer cut off before the length it announced) is different:
 NCMEC may have acted on it. ``fileinfo``, ``finish``, ``retract`` and ``status`` are sent
 again (a second ``finish`` or ``retract`` is answered "already finished" or "already
 retracted"), but ``submit`` and ``upload`` are not: a second submit would open a second
 report, a second upload add a second copy of the file. The call ends with an `NcmecError`
 saying the outcome is unknown, the journal records it so, and a person decides whether to
-resume (docs/reporting.md).
+resume (docs/reporting.md). A gateway's 502 or 504 without NCMEC's XML counts the same way for
+``submit`` and ``upload``: the gateway may have given up while NCMEC acted.
 
 Every attempt can be written down: the caller passes a `CallJournal`, which hears the exact
-request (for an upload, the file's SHA-256 and size, never its bytes) *before* it is sent and
+request (for an upload, the file's SHA-256, MD5 and size, never its bytes) *before* it is sent and
 the answer after. `lightkeeper.reporting.reports` keeps them in ``report_calls``.
 
 Answers are parsed with `lightkeeper.reporting.cybertipline.parse_document`: no DTD, no
@@ -33,10 +35,15 @@ entities, at most 1 MiB. The client uses the standard library only (``urllib``).
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import functools
 import hashlib
 import http.client
 import json
+import re
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -73,6 +80,9 @@ REPORT_ALREADY_FINISHED = 5102
 _MAX_BACKOFF = 30.0
 #: Calls never sent again once the request may have reached NCMEC: each would add something.
 _AT_MOST_ONCE: frozenset[str] = frozenset({"submit", "upload"})
+#: Statuses a gateway in front of NCMEC answers when NCMEC failed it or kept it waiting
+#: (502, 504): with no CyberTipline XML in them, NCMEC may still have acted.
+_GATEWAY: frozenset[int] = frozenset({502, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,15 +193,102 @@ def classify(status: int, parsed: NcmecResponse | None) -> Outcome:
     return "refused"
 
 
+#: A run of hex digits as long as an MD5 or longer: a hash (an upload's answer carries the
+#: file's MD5), kept out of errors, which reach the report's error and the audit trail.
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
+
+
+def _unhashed(text: str) -> str:
+    """NCMEC's words in `text`, with any hash in them left out."""
+    return _HEX_RUN.sub("[hash left out]", text)
+
+
 class _ConnectFailed(OSError):
     """No connection could be made (refused, DNS, TLS, proxy, connect timeout): nothing of
     the request was sent."""
 
 
+class _Deadline:
+    """Ends one attempt `seconds` after it starts, however slowly the answer comes: a socket
+    timeout bounds each read and write, not their sum (a server sending a byte at a time
+    would hold an attempt, and the report's lease, for ever). At the deadline the attempt's
+    socket is shut down, which ends the read or write under way."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self._finished = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._token: contextvars.Token[_Deadline | None] | None = None
+
+    def __enter__(self) -> _Deadline:
+        self._token = _ATTEMPT.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        if self._token is not None:
+            _ATTEMPT.reset(self._token)
+
+    def watch(self, sock: socket.socket | None) -> bool:
+        """Shut `sock` (the attempt's connection) down at the deadline; False when the
+        deadline came already (while connecting: nothing was sent)."""
+        with self._lock:
+            if self._expired:
+                return False
+            if sock is not None:
+                self._sockets.append(sock)
+            return True
+
+    def finish(self) -> bool:
+        """The whole answer is in: True, unless the deadline came first."""
+        with self._lock:
+            self._finished = not self._expired
+            return self._finished
+
+    @property
+    def expired(self) -> bool:
+        with self._lock:
+            return self._expired
+
+    def why(self, error: str) -> str:
+        """`error`, or that the deadline cut the attempt short (which caused it)."""
+        if self.expired:
+            return f"timed out: no whole answer within {self.seconds:g} s"
+        return error
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self._expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+#: The attempt under way in this thread, for the connection to hand its socket to.
+_ATTEMPT: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
+    "ncmec_attempt", default=None
+)
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for a TLS socket (whose own would touch its TLS
+    # state from this thread): the read or write blocked on it ends at once.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 @functools.cache
 def _tracked(connection: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
     """`connection` whose connecting errors are `_ConnectFailed`, so that they can be told
-    apart from errors once the request is on its way."""
+    apart from errors once the request is on its way, and whose socket the attempt's
+    `_Deadline` shuts down when its time is up."""
 
     class Tracked(connection):  # type: ignore[valid-type,misc]
         def connect(self) -> None:
@@ -199,6 +296,10 @@ def _tracked(connection: type[http.client.HTTPConnection]) -> type[http.client.H
                 super().connect()
             except OSError as exc:
                 raise _ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
+            deadline = _ATTEMPT.get()
+            if deadline is not None and not deadline.watch(self.sock):
+                self.close()
+                raise _ConnectFailed(f"timed out: not connected within {deadline.seconds:g} s")
 
     return Tracked
 
@@ -227,8 +328,9 @@ class CyberTiplineClient:
 
     `attempts` tries per call when no connection could be made or the answer says *retry*
     (`classify`), waiting `backoff`, twice that, and so on (at most 30 s) between them;
-    `timeout` seconds per attempt. ``submit`` and ``upload`` are never sent again once the
-    request may have reached NCMEC (see the module docstring).
+    `timeout` seconds per attempt in all, from connecting to the answer's last byte (so a
+    call never outlasts `call_budget`). ``submit`` and ``upload`` are never sent again once
+    the request may have reached NCMEC (see the module docstring).
     """
 
     def __init__(
@@ -420,6 +522,15 @@ class CyberTiplineClient:
             parsed = parse_answer(raw, status)
             outcome = classify(status, parsed)
             journal.after(handle, status=status, response=text, error=None, parsed=parsed)
+            if (
+                outcome == "retry"
+                and parsed is None
+                and status in _GATEWAY
+                and step in _AT_MOST_ONCE
+            ):
+                # A gateway's page, not NCMEC's answer: it may have given up waiting while
+                # NCMEC acted, so this is a lost answer, not a refusal to retry.
+                raise NcmecError(self._unknown(step, f"HTTP {status} from a gateway")) from None
             if outcome == "retry" and not last:
                 self._wait(attempt)
                 continue
@@ -449,11 +560,8 @@ class CyberTiplineClient:
     ) -> NcmecError:
         """The error for an answer that is not accepted (`classify`), NCMEC's words in it."""
         code = None if parsed is None else parsed.code
-        said = (
-            ""
-            if parsed is None
-            else f": responseCode {parsed.code} ({parsed.description or 'no description'})"
-        )
+        described = "" if parsed is None else _unhashed(parsed.description) or "no description"
+        said = "" if parsed is None else f": responseCode {parsed.code} ({described})"
         if status == 401:
             return NcmecError(
                 f"NCMEC refused the credentials (HTTP 401) for {step} at {self._url}: check "
@@ -469,15 +577,14 @@ class CyberTiplineClient:
                 status=status,
             )
         if parsed is None:
-            snippet = " ".join(text.split())[:200]
+            snippet = _unhashed(" ".join(text.split()))[:200]
             return NcmecError(
                 f"NCMEC answered {step} with HTTP {status} and no CyberTipline XML: {snippet!r}",
                 status=status,
             )
         if not parsed.ok:
             return NcmecError(
-                f"NCMEC refused {step}: responseCode {parsed.code} "
-                f"({parsed.description or 'no description'}), HTTP {status}",
+                f"NCMEC refused {step}: responseCode {parsed.code} ({described}), HTTP {status}",
                 response_code=parsed.code,
                 status=status,
             )
@@ -489,23 +596,35 @@ class CyberTiplineClient:
     def _send(
         self, method: str, path: str, body: bytes | None, content_type: str | None
     ) -> tuple[int, bytes]:
-        """One HTTP exchange: (status, body up to the answer limit)."""
+        """One HTTP exchange, within `timeout` seconds in all: (status, body up to the
+        answer limit). An answer cut short (fewer bytes than its Content-Length) is no
+        answer: `_Lost`, like a reset."""
         headers = {"Authorization": self._auth, "Accept": "text/xml"}
         if content_type is not None:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(
             self._url + path, data=body, headers=headers, method=method
         )
-        try:
-            with self._opener.open(request, timeout=self._timeout) as answer:
-                return int(answer.status), answer.read(MAX_DOCUMENT_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return int(exc.code), exc.read(MAX_DOCUMENT_BYTES + 1)
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, _ConnectFailed):
-                raise _NotSent(str(exc.reason)) from None
-            # Failed while sending: part of the request, or all of it, may have arrived.
-            raise _Lost(f"{type(exc).__name__}: {exc.reason}") from None
-        except (TimeoutError, http.client.HTTPException, OSError) as exc:
-            raise _Lost(f"{type(exc).__name__}: {exc}") from None
+        with _Deadline(self._timeout) as deadline:
+            try:
+                try:
+                    answer = self._opener.open(request, timeout=self._timeout)
+                    response = answer
+                except urllib.error.HTTPError as refused:  # an answer all the same
+                    answer, response = refused, refused.fp
+                with answer:
+                    status = int(answer.code)
+                    raw = answer.read(MAX_DOCUMENT_BYTES + 1)
+                    left = getattr(response, "length", None)
+                    if len(raw) <= MAX_DOCUMENT_BYTES and left:
+                        raise http.client.IncompleteRead(raw, left)
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, _ConnectFailed):
+                    raise _NotSent(str(exc.reason)) from None
+                # Failed while sending: part of the request, or all of it, may have arrived.
+                raise _Lost(deadline.why(f"{type(exc).__name__}: {exc.reason}")) from None
+            except (TimeoutError, http.client.HTTPException, OSError) as exc:
+                raise _Lost(deadline.why(f"{type(exc).__name__}: {exc}")) from None
+            if not deadline.finish():
+                raise _Lost(deadline.why(""))
+            return status, raw

@@ -525,7 +525,9 @@ class ContractServer:
         """Make the next `times` calls to `path` (``/submit`` …) fail before being handled:
         HTTP `status`, or the connection closed without an answer when `status` is None.
         With `handled`, the call is handled first (a report opened, a file added …), then
-        the connection is closed without an answer: NCMEC acted, its answer was lost."""
+        the connection is closed without an answer (`status` None: NCMEC acted, its answer
+        was lost), or answered `status` with a page that is not NCMEC's (a gateway that gave
+        up waiting after NCMEC acted)."""
         with self._lock:
             self._failures.setdefault(path, []).extend([(status, handled)] * times)
 
@@ -778,6 +780,12 @@ def _handler_for(server: ContractServer) -> type[BaseHTTPRequestHandler]:
                 self._finish(b"injected failure", "text/plain")
                 return
             status, payload = server.handle(method, path, self.headers, body)
+            if failure is not None and failure[0] is not None:
+                # Handled, then a gateway's answer in place of NCMEC's (a 504 after its wait).
+                server._record(method, path, failure[0], None)
+                self.send_response(failure[0])
+                self._finish(b"injected gateway failure", "text/plain")
+                return
             if failure is not None:  # handled, then the answer is lost
                 server._record(method, path, status, _code(status, payload))
                 self.close_connection = True

@@ -354,6 +354,8 @@ def create_report(
         if without_uploader:
             raise InvalidRequest("name an uploader, or ask for the copies without one: not both")
     moment = now or _now()
+    #: The reported user chosen (by default the case's one), for the error of a race.
+    picked: list[str | None] = []
 
     def work(conn: Connection) -> int:
         case = conn.execute(select(CASES).where(CASES.c.id == case_id).with_for_update()).first()
@@ -396,6 +398,7 @@ def create_report(
                 f"case {case_id} has uploads by {len(groups)} uploader references ({names}); "
                 "a report names one reported user: make one report per uploader"
             )
+        picked[:] = [subject]
         chosen = groups.get(subject, [])
         same = REPORTS.c.uploader.is_(None) if subject is None else REPORTS.c.uploader == subject
         live = conn.execute(
@@ -462,7 +465,8 @@ def create_report(
         try:
             report_id = _engine.write(store.engine, work)
         except IntegrityError:  # another process made one meanwhile: the unique index says so
-            raise Conflict(_live_report(case_id, uploader, None)) from None
+            who = picked[0] if picked else uploader
+            raise Conflict(_live_report(case_id, who, None)) from None
     return get_report(store, report_id)
 
 

@@ -78,7 +78,8 @@ NCMEC_TIMEOUT = Setting(
     "ncmec_timeout",
     "LIGHTKEEPER_NCMEC_TIMEOUT",
     "60",
-    "Seconds to wait for NCMEC to answer one call (an upload included).",
+    "Seconds one attempt at a call may take in all, until NCMEC's whole answer (an upload "
+    "included).",
 )
 NCMEC_ATTEMPTS = Setting(
     "ncmec_attempts",
