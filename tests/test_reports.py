@@ -520,6 +520,28 @@ def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
     assert retract_report(store, client, report.id, actor="t").state == "retracted"
 
 
+def killed_after_the_upload_answer(
+    store: BankStore,
+    vault: Vault,
+    client: CyberTiplineClient,
+    report_id: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Submit the report, the process killed after NCMEC answered the upload and before the
+    file id was stored: the answer is in the journal only."""
+
+    def dies(self: Any, file_id: int, md5: str | None) -> Any:
+        def apply(conn: Any, answer: Any) -> None:
+            raise SystemExit("killed after NCMEC answered, before the file id was stored")
+
+        return apply
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_submission._Flow, "apply_upload", dies)
+        with pytest.raises(SystemExit):
+            submit_report(store, vault, client, report_id)
+
+
 def test_a_recorded_upload_answer_is_checked_before_it_is_applied_on_resume(
     store: BankStore,
     vault: Vault,
@@ -532,17 +554,7 @@ def test_a_recorded_upload_answer_is_checked_before_it_is_applied_on_resume(
     case_id, _ = quarantined(store, vault, 22, ["user-1"])
     confirmed(store, case_id, ana)
     report = create_report(store, case_id, profile=PROFILE, actor="t")
-
-    def dies(self: Any, file_id: int, md5: str | None) -> Any:
-        def apply(conn: Any, answer: Any) -> None:
-            raise SystemExit("killed after NCMEC answered, before the file id was stored")
-
-        return apply
-
-    with monkeypatch.context() as patch:
-        patch.setattr(_submission._Flow, "apply_upload", dies)
-        with pytest.raises(SystemExit):
-            submit_report(store, vault, client, report.id)
+    killed_after_the_upload_answer(store, vault, client, report.id, monkeypatch)
     with pytest.raises(Conflict, match="damaged"):  # recovery checked NCMEC's MD5
         submit_report(store, vault, client, report.id)
     [file] = get_report(store, report.id).files
@@ -867,17 +879,7 @@ def test_a_report_with_a_damaged_file_is_left_failed_saying_why(
     case_id, _ = quarantined(store, vault, 35, ["user-1"])
     confirmed(store, case_id, ana)
     report = create_report(store, case_id, profile=PROFILE, actor="t")
-
-    def dies(self: Any, file_id: int, md5: str | None) -> Any:
-        def apply(conn: Any, answer: Any) -> None:
-            raise SystemExit("killed after NCMEC answered, before the file id was stored")
-
-        return apply
-
-    with monkeypatch.context() as patch:
-        patch.setattr(_submission._Flow, "apply_upload", dies)
-        with pytest.raises(SystemExit):
-            submit_report(store, vault, client, report.id)
+    killed_after_the_upload_answer(store, vault, client, report.id, monkeypatch)
     assert get_report(store, report.id).state == "submitted"
     for _ in range(2):  # found on resume (the recorded answer), then again on the next one
         with pytest.raises(Conflict, match="damaged"):

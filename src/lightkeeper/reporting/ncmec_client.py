@@ -521,16 +521,24 @@ class CyberTiplineClient:
             text = raw.decode("utf-8", "replace")
             parsed = parse_answer(raw, status)
             outcome = classify(status, parsed)
-            journal.after(handle, status=status, response=text, error=None, parsed=parsed)
-            if (
+            # A gateway's page, not NCMEC's answer: it may have given up waiting while NCMEC
+            # acted, so for submit and upload this is a lost answer, not one to retry.
+            gateway = (
                 outcome == "retry"
                 and parsed is None
                 and status in _GATEWAY
                 and step in _AT_MOST_ONCE
-            ):
-                # A gateway's page, not NCMEC's answer: it may have given up waiting while
-                # NCMEC acted, so this is a lost answer, not a refusal to retry.
-                raise NcmecError(self._unknown(step, f"HTTP {status} from a gateway")) from None
+            )
+            lost = f"HTTP {status} from a gateway" if gateway else None
+            journal.after(
+                handle,
+                status=status,
+                response=text,
+                error=None if lost is None else f"outcome unknown: {lost}",
+                parsed=parsed,
+            )
+            if lost is not None:
+                raise NcmecError(self._unknown(step, lost)) from None
             if outcome == "retry" and not last:
                 self._wait(attempt)
                 continue
