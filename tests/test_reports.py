@@ -495,6 +495,7 @@ def damaged_md5(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
     store: BankStore,
+    store_url: str,
     vault: Vault,
     ana: Reviewer,
     server: ContractServer,
@@ -512,6 +513,10 @@ def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
     with pytest.raises(Conflict, match="damaged"):  # resuming never finishes it
         submit_report(store, vault, client, report.id)
     assert server.calls_to("/finish") == [] and len(server.calls_to("/upload")) == 1
+    shown = CliRunner().invoke(
+        main, ["report", "show", str(report.id)], env={"LIGHTKEEPER_DATABASE_URL": store_url}
+    )
+    assert shown.exit_code == 0 and "DAMAGED on the way to NCMEC" in shown.output
     # No content hash in the report's error or in the audit trail.
     md5 = hashlib.md5(photo(21)).hexdigest()
     events = list_events(store.engine, subject=f"report/{report.id}")

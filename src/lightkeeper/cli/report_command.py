@@ -54,6 +54,7 @@ def _show(report: Report) -> None:
             f"  file {f.id}\tmatch {f.case_match_id}\tvault {f.vault_object_id or '-'}\t"
             f"ncmec {f.ncmec_file_id or '-'}\t{viewed}\t"
             f"{'details sent' if f.fileinfo_at else 'details not sent'}"
+            + ("\tDAMAGED on the way to NCMEC" if f.damaged_at is not None else "")
         )
 
 

@@ -400,14 +400,9 @@ def create_report(
             )
         picked[:] = [subject]
         chosen = groups.get(subject, [])
-        same = REPORTS.c.uploader.is_(None) if subject is None else REPORTS.c.uploader == subject
-        live = conn.execute(
-            select(REPORTS.c.id).where(
-                REPORTS.c.case_id == case_id, REPORTS.c.state != "retracted", same
-            )
-        ).first()
+        live = _live_report_id(conn, case_id, subject)
         if live is not None:
-            raise Conflict(_live_report(case_id, subject, live.id))
+            raise Conflict(_live_report(case_id, subject, live))
         files = [m for m in chosen if m.vault_object_id is not None]
         viewed = {m.id: was_viewed(conn, m.id) for m in files}
         facts = ReportFacts(
@@ -468,6 +463,17 @@ def create_report(
             who = picked[0] if picked else uploader
             raise Conflict(_live_report(case_id, who, None)) from None
     return get_report(store, report_id)
+
+
+def _live_report_id(conn: Connection, case_id: int, uploader: str | None) -> int | None:
+    """The case's report for `uploader` (None: its copies without one) that is not retracted."""
+    same = REPORTS.c.uploader.is_(None) if uploader is None else REPORTS.c.uploader == uploader
+    found = conn.execute(
+        select(REPORTS.c.id).where(
+            REPORTS.c.case_id == case_id, REPORTS.c.state != "retracted", same
+        )
+    ).scalar()
+    return None if found is None else int(found)
 
 
 def _live_report(case_id: int, uploader: str | None, report_id: int | None) -> str:
