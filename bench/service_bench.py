@@ -79,10 +79,12 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import SQLAlchemyError
 
 from common import RESULTS, ROOT, corpus_dir, machine, write_results
 from lightkeeper.banks import BankStore
 from lightkeeper.banks.models import EntryRow
+from lightkeeper.errors import LightkeeperError
 from lightkeeper.matching.follower import IndexFollower
 from lightkeeper.service.keys import create_key
 
@@ -217,7 +219,7 @@ def seed_store(work: Path, size: int) -> dict[str, Any]:
     db = where / "lightkeeper.db"
     if marker.exists() and db.exists():
         info = cast(dict[str, Any], json.loads(marker.read_text()))
-        if info.get("entries") == size and info.get("seed") == SEED:
+        if info.get("entries") == size and info.get("seed") == SEED and opens(db):
             info["reused"] = True
             return info
     if where.exists():
@@ -238,6 +240,17 @@ def seed_store(work: Path, size: int) -> dict[str, Any]:
     marker.write_text(json.dumps(info, indent=2) + "\n")
     print(f"  seeded {size:,} hashes in {seconds:.0f} s", flush=True)
     return {**info, "reused": False}
+
+
+def opens(db: Path) -> bool:
+    """Whether the store opens (and migrates to this version's head); a store left by a
+    development version whose migrations were renumbered since does not, and is rebuilt."""
+    try:
+        with BankStore.open(str(db)):
+            return True
+    except (LightkeeperError, SQLAlchemyError) as exc:
+        print(f"  {db} does not open ({type(exc).__name__}): made again", flush=True)
+        return False
 
 
 def random_values(size: int) -> Iterator[list[str]]:
