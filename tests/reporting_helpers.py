@@ -18,6 +18,7 @@ from lightkeeper.banks import BankStore
 from lightkeeper.matching import Matcher
 from lightkeeper.reporting.ncmec_client import CyberTiplineClient
 from lightkeeper.reporting.ncmec_contract import ContractServer
+from lightkeeper.reporting.reports import Report, create_report
 from lightkeeper.reporting.settings import ReporterProfile
 from lightkeeper.review.accounts import Reviewer
 from lightkeeper.review.decisions import decide
@@ -77,3 +78,10 @@ def confirmed(
     store: BankStore, case_id: int, reviewer: Reviewer, classification: str = "B1"
 ) -> None:
     decide(store, case_id, reviewer, "confirm", classification=classification, settings=ONE_PERSON)
+
+
+def confirmed_report(store: BankStore, vault: Vault, reviewer: Reviewer, seed: int) -> Report:
+    """The report (a draft) of a case of one upload by "user-1", confirmed by `reviewer`."""
+    case_id, _ = quarantined(store, vault, seed, ["user-1"])
+    confirmed(store, case_id, reviewer)
+    return create_report(store, case_id, profile=PROFILE, actor="t")

@@ -38,7 +38,7 @@ from lightkeeper.review.accounts import Reviewer
 from lightkeeper.review.settings import ReviewSettings
 from lightkeeper.service.testing import TestService, service_client
 from lightkeeper.service.web.reporting import NO_UPLOADER, Reporting
-from reporting_helpers import PROFILE, confirmed, make_client, quarantined
+from reporting_helpers import PROFILE, confirmed, confirmed_report, make_client, quarantined
 from test_review_web import REPORTER, csrf_of, flag, photo, review_settings, signed_in_reviewer
 
 # The store (SQLite and PostgreSQL), vault, contract server, client and reviewer fixtures.
@@ -109,9 +109,7 @@ def test_a_step_done_meanwhile_is_not_sent(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 32, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 32)
     real_submit = client.submit
 
     def submit(xml: str, journal: Any = None) -> Any:
@@ -133,9 +131,7 @@ def test_an_answer_that_no_longer_fits_is_refused_and_withdrawn_at_ncmec(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 33, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 33)
     # While NCMEC answers, another process's submit answer is applied.
     during(
         client,
@@ -160,9 +156,7 @@ def test_a_report_being_submitted_cannot_be_retracted_meanwhile(
     client: CyberTiplineClient,
     elsewhere: None,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 34, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 34)
     refused: list[bool] = []
 
     def retract() -> None:
@@ -183,9 +177,8 @@ def test_a_submit_answer_landing_on_a_retracted_report_is_retracted_at_ncmec(
     client: CyberTiplineClient,
     elsewhere: None,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 35, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 35)
+    case_id = report.case_id
 
     def retract() -> None:
         # This run's lease ran out (a process stalled past it); another retracts the report.
@@ -211,9 +204,7 @@ def test_retracting_applies_a_recorded_answer_first(
     client: CyberTiplineClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 36, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 36)
 
     def dies(self: Any, conn: Any, answer: Any) -> None:
         raise SystemExit("killed after NCMEC answered, before the id was stored")

@@ -53,6 +53,7 @@ from reporting_helpers import (
     PROFILE_DATA,
     USER,
     confirmed,
+    confirmed_report,
     make_client,
     photo,
     quarantined,
@@ -205,9 +206,8 @@ def test_a_case_whose_confirmation_was_undone_is_not_sent(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 14, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 14)
+    case_id = report.case_id
     with store.engine.begin() as conn:  # as an upheld appeal leaves it
         conn.execute(
             update(CASE_REVIEWS).where(CASE_REVIEWS.c.case_id == case_id).values(state="reversed")
@@ -297,9 +297,7 @@ def test_an_answer_recorded_but_not_applied_is_applied_on_resume(
     client: CyberTiplineClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 7, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 7)
 
     def dies(*args: Any) -> None:
         raise SystemExit("killed after NCMEC answered, before the id was stored")
@@ -324,9 +322,7 @@ def test_a_500_then_a_200_is_retried_and_recorded(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 8, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 8)
     server.fail_next("/upload", status=500)
     assert submit_report(store, vault, client, report.id).state == "finished"
     steps = [(c.step, c.status_code) for c in report_calls(store, report.id)]
@@ -347,9 +343,7 @@ def test_wrong_credentials_fail_the_report_clearly_and_it_resumes_once_fixed(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 9, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 9)
     with pytest.raises(NcmecError, match="refused the credentials"):
         submit_report(store, vault, make_client(server, "wrong"), report.id)
     failed = get_report(store, report.id)
@@ -365,9 +359,7 @@ def test_a_report_being_sent_elsewhere_is_not_sent_twice(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 10, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 10)
     until = datetime.now(UTC) + timedelta(minutes=5)
     with store.engine.begin() as conn:  # another process holds the report's lease
         conn.execute(
@@ -405,9 +397,8 @@ def test_an_unfinished_report_is_retracted_at_ncmec_and_stays_retracted(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 11, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 11)
+    case_id = report.case_id
     server.fail_next("/finish", times=3, status=502)
     with pytest.raises(NcmecError, match="HTTP 502"):
         submit_report(store, vault, client, report.id)
@@ -502,9 +493,7 @@ def test_an_md5_mismatch_marks_the_file_damaged_and_no_resume_finishes_it(
     client: CyberTiplineClient,
     damaged_md5: str,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 21, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 21)
     with pytest.raises(NcmecError, match="damaged on the way"):
         submit_report(store, vault, client, report.id)
     failed = get_report(store, report.id)
@@ -556,9 +545,7 @@ def test_a_recorded_upload_answer_is_checked_before_it_is_applied_on_resume(
     monkeypatch: pytest.MonkeyPatch,
     damaged_md5: str,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 22, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 22)
     killed_after_the_upload_answer(store, vault, client, report.id, monkeypatch)
     with pytest.raises(Conflict, match="damaged"):  # recovery checked NCMEC's MD5
         submit_report(store, vault, client, report.id)
@@ -574,9 +561,7 @@ def test_an_upload_whose_answer_was_lost_is_not_sent_again_by_itself(
     server: ContractServer,
     client: CyberTiplineClient,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 23, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 23)
     server.fail_next("/upload", status=None, handled=True)  # NCMEC added it; no answer came
     with pytest.raises(NcmecError, match="its answer was lost"):
         submit_report(store, vault, client, report.id)
@@ -603,9 +588,7 @@ def test_any_2xx_accepted_by_the_client_is_applied_by_the_journal(
     client: CyberTiplineClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 24, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 24)
     real_handle = ContractServer.handle
 
     def created(self: ContractServer, method: str, path: str, headers: Any, body: bytes) -> Any:
@@ -802,9 +785,7 @@ def test_an_accepted_answer_without_its_id_blocks_neither_resuming_nor_retractin
     monkeypatch: pytest.MonkeyPatch,
     then: str,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 32, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 32)
     real_submit = ContractServer._submit
 
     def no_id(self: ContractServer, headers: Any, body: bytes) -> bytes:
@@ -831,9 +812,7 @@ def test_an_answer_that_is_not_ncmecs_xml_leaks_no_hash_into_the_error(
     client: CyberTiplineClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 33, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 33)
     real_upload = ContractServer._upload
 
     def garbled(self: ContractServer, headers: Any, body: bytes) -> bytes:
@@ -881,9 +860,7 @@ def test_a_report_with_a_damaged_file_is_left_failed_saying_why(
     monkeypatch: pytest.MonkeyPatch,
     damaged_md5: str,
 ) -> None:
-    case_id, _ = quarantined(store, vault, 35, ["user-1"])
-    confirmed(store, case_id, ana)
-    report = create_report(store, case_id, profile=PROFILE, actor="t")
+    report = confirmed_report(store, vault, ana, 35)
     killed_after_the_upload_answer(store, vault, client, report.id, monkeypatch)
     assert get_report(store, report.id).state == "submitted"
     for _ in range(2):  # found on resume (the recorded answer), then again on the next one
