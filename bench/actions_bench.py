@@ -659,10 +659,11 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += [
         "",
         "Every run. CPU: cores used during the run by the server (supervisor and workers), "
-        "wrk, the PostgreSQL server (postmaster and backends) and other processes.",
+        "wrk, the PostgreSQL server (postmaster and backends) and other processes, and "
+        "taken by the hypervisor for other guests (/proc/stat steal; runs of 2026-11-23 on).",
         "",
         "| store | workload | conns | req/s | p50 ms | p90 ms | p99 ms "
-        "| non-2xx / socket errors | CPU server / wrk / database / others |",
+        "| non-2xx / socket errors | CPU server / wrk / database / others / stolen |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in payload["runs"]:
@@ -674,7 +675,8 @@ def markdown(payload: dict[str, Any]) -> str:
                     f"| {run['backend']} | {BY_NAME[name].title} | {r['connections']} "
                     f"| {r['requests_per_s']:,.0f} | {r['p50_ms']} | {r['p90_ms']} "
                     f"| {r['p99_ms']} | {r['non_2xx']} / {r['socket_errors']} "
-                    f"| {cpu['server']} / {cpu['wrk']} / {dbcpu} / {cpu['others']} |"
+                    f"| {cpu['server']} / {cpu['wrk']} / {dbcpu} / {cpu['others']} "
+                    f"/ {cpu.get('stolen', '-')} |"
                 )
     lines += [
         "",
@@ -707,12 +709,16 @@ def markdown(payload: dict[str, Any]) -> str:
             f"| {run['date']}: `{run['command']}` |"
         )
     for run in payload["runs"]:
-        others = [r["cpu_cores"]["others"] for mode in run["modes"].values() for r in mode["runs"]]
+        others = [
+            r["cpu_cores"]["others"] + r["cpu_cores"].get("stolen", 0.0)
+            for mode in run["modes"].values()
+            for r in mode["runs"]
+        ]
         busy = sum(others) / max(1, len(others))
         if busy > BUSY_CORES:
             lines += [
                 "",
-                f"**{run['backend']}: taken on a busy machine**: other processes used "
+                f"**{run['backend']}: taken on a busy machine**: other processes and guests used "
                 f"{busy:.1f} of its {m['cores']} cores on average during the runs, so these "
                 "figures understate the service; take them again on a quiet machine.",
             ]

@@ -600,11 +600,12 @@ def check(
     }
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent busy since boot (all cores)."""
+def machine_busy_s() -> tuple[float, float]:
+    """CPU seconds since boot (all cores) that this machine spent busy, and that its
+    hypervisor took for other guests ("steal": time this VM wanted a core and had none)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS, steal / CLOCK_TICKS
 
 
 def process_cpu_s(pids: Sequence[int]) -> float:
@@ -630,8 +631,8 @@ def run_wrk(
     connections: int,
     seconds: int,
 ) -> dict[str, Any]:
-    """One wrk run; with where the machine's CPU went meanwhile (the server, wrk, others),
-    since on a shared machine other processes' load is what makes a run slow."""
+    """One wrk run; with where the machine's CPU went meanwhile (the server, wrk, others, and
+    what the hypervisor took), since on a shared machine other load is what makes a run slow."""
     command = [
         "wrk",
         "-t1",
@@ -648,11 +649,13 @@ def run_wrk(
     ]
     env = {**os.environ, "LK_BENCH_KEY": key}
     ours = [server.process.pid, *server.workers]
-    busy, served, wrk_cpu = machine_busy_s(), process_cpu_s(ours), children_cpu_s()
+    (busy, stolen), served, wrk_cpu = machine_busy_s(), process_cpu_s(ours), children_cpu_s()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - started
-    busy, served = machine_busy_s() - busy, process_cpu_s(ours) - served
+    busy_after, stolen_after = machine_busy_s()
+    busy, stolen = busy_after - busy, stolen_after - stolen
+    served = process_cpu_s(ours) - served
     wrk_cpu = children_cpu_s() - wrk_cpu
     line = next((s for s in done.stdout.splitlines() if s.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
@@ -681,6 +684,7 @@ def run_wrk(
             "server": round(served / elapsed, 2),
             "wrk": round(wrk_cpu / elapsed, 2),
             "others": round(max(0.0, busy - served - wrk_cpu) / elapsed, 2),
+            "stolen": round(stolen / elapsed, 2),
         },
     }
 
@@ -809,13 +813,15 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += [
         "",
         "Every run (★: the one above). CPU: "
-        "cores used during the run by the server (supervisor and workers), by wrk, and by "
-        "other processes on this shared machine (/proc/stat minus the first two); a run "
-        "with others at work is slower than the service is.",
+        "cores used during the run by the server (supervisor and workers), by wrk, by "
+        "other processes on this shared machine (/proc/stat minus the first two), and "
+        "taken by the hypervisor for other guests while this VM had work (/proc/stat "
+        "steal; runs of 2026-11-23 on, - before); a run with others at work, or with "
+        "cores stolen, is slower than the service is.",
         "",
         "| hashes | workload | conns | req/s | hashes/s | p50 ms | p99 ms "
         "| non-2xx / socket errors "
-        "| CPU server / wrk / others |",
+        "| CPU server / wrk / others / stolen |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in payload["runs"]:
@@ -823,7 +829,7 @@ def markdown(payload: dict[str, Any]) -> str:
             chosen = run["chosen_connections"].get(r["workload"]) == r["connections"]
             cells = _cells(r).replace(" |", " ★ |", 1) if chosen else _cells(r)
             cpu = r.get("cpu_cores")  # absent from results of older versions of this script
-            usage = "" if cpu is None else f"{cpu['server']} / {cpu['wrk']} / {cpu['others']}"
+            usage = "" if cpu is None else _usage(cpu)
             lines.append(
                 f"| {run['size']:,} | {BY_NAME[r['workload']].title} | {cells} "
                 f"| {r['non_2xx']} / {r['socket_errors']} | {usage} |"
@@ -863,6 +869,12 @@ def _cells(r: dict[str, Any]) -> str:
     # One hash per request: the same number as req/s, not a rounding of another.
     hashes = "" if not per_request else f"{r['hashes_per_s'] if per_request > 1 else rps:,}"
     return f"{r['connections']} | {rps:,} | {hashes} | {r['p50_ms']} | {r['p99_ms']}"
+
+
+def _usage(cpu: dict[str, Any]) -> str:
+    """The CPU cell: cores of the server, wrk, others and stolen (older results have none)."""
+    stolen = cpu.get("stolen")
+    return f"{cpu['server']} / {cpu['wrk']} / {cpu['others']} / {'-' if stolen is None else stolen}"
 
 
 def merged(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
