@@ -660,7 +660,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         "Every run. CPU: cores used during the run by the server (supervisor and workers), "
         "wrk, the PostgreSQL server (postmaster and backends) and other processes, and "
-        "taken by the hypervisor for other guests (/proc/stat steal; runs of 2026-11-23 on).",
+        "taken by the hypervisor for other guests (/proc/stat steal; runs before "
+        "2026-11-23 count it with others and show -).",
         "",
         "| store | workload | conns | req/s | p50 ms | p90 ms | p99 ms "
         "| non-2xx / socket errors | CPU server / wrk / database / others / stolen |",

@@ -822,8 +822,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "cores used during the run by the server (supervisor and workers), by wrk, by "
         "other processes on this shared machine (/proc/stat minus the first two), and "
         "taken by the hypervisor for other guests while this VM had work (/proc/stat "
-        "steal; runs of 2026-11-23 on, - before); a run with others at work, or with "
-        "cores stolen, is slower than the service is.",
+        "steal; runs before 2026-11-23 count it with others and show -); a run with "
+        "others at work, or with cores stolen, is slower than the service is.",
         "",
         "| hashes | workload | conns | req/s | hashes/s | p50 ms | p99 ms "
         "| non-2xx / socket errors "
