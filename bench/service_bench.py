@@ -793,10 +793,10 @@ def markdown(payload: dict[str, Any]) -> str:
         "it instead, shared between the workers). The machine is shared with other "
         "work: see the CPU column below for how much of it each run had. It is also a VM "
         "whose host varies how long memory takes to answer, which a lookup at 13.4 M "
-        "mostly waits on: on 2026-11-23, with nothing else running, one index query took "
-        "0.52 to 0.96 ms (median over the same 3,000 queries, minute to minute), and four "
-        "runs of this benchmark within an hour gave 1,288 to 2,004 single lookups/s and "
-        "18,868 to 23,775 hashes/s in batches of 10,000 at 13.4 M. Compare runs taken "
+        "mostly waits on: on 2026-11-23, with nothing else running, four runs of this "
+        "benchmark at 13.4 M within an hour (`--sizes 13400000`, with and without the 1 M "
+        "size first) gave 1,288 to 2,004 single lookups/s and 18,868 to 23,775 hashes/s in "
+        "batches of 10,000; the table below is the last of them. Compare runs taken "
         "together.",
         "",
         "Best throughput per workload within its p99 target (DESIGN §6), or, where no run "
