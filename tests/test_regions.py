@@ -249,6 +249,23 @@ def test_a_full_width_letterboxed_photo_reaches_both_sides(bridge: RGB) -> None:
     _assert_close(found[0], (0, top, width, top + height))
 
 
+def test_a_full_width_photo_with_flat_side_margins_is_found_whole(bridge: RGB) -> None:
+    """A photo as wide as a phone screen whose left and right margins are flat (a product on
+    grey paper): the margins reach the screen's border, steady as a bar, so their colour
+    counts as canvas and the rectangle search keeps only the middle. The photo's top and
+    bottom edges still run from side to side, and the full-width band between them is
+    offered, exactly."""
+    photo = np.asarray(Image.fromarray(bridge).resize((720, 480), Image.Resampling.LANCZOS))
+    photo = photo.copy()
+    photo[:, :110] = photo[:, -110:] = (128, 124, 116)
+    screen = _screen(photo, at=(0, 200), dark=True)
+    found = content_regions(screen)
+    assert any(r.left == 0 and r.right == 720 for r in found), found
+    band = next(r for r in found if r.left == 0 and r.right == 720)
+    _assert_close(band, (0, 200, 720, 680))
+    assert _distance([_pdq(photo)], [_pdq(np.ascontiguousarray(band.crop(screen)))]) <= 31
+
+
 def test_a_row_of_thumbnails_gives_the_photo_among_its_pieces(bridge: RGB) -> None:
     """One photo beside three solid placeholders: the row is cut at the gaps, and the solid
     tiles are not offered as photos."""

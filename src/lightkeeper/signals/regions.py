@@ -151,6 +151,12 @@ _EXACT_TOLERANCE: Final = 3.0
 #: Share of canvas-coloured pixels the lines just outside a content edge must have.
 _OUTER_CANVAS: Final = 0.8
 _WEAK_STEP: Final = 2.0
+#: Share of a full-width (or full-height) band's coarse pixels that must not be canvas.
+_BAND_CONTENT: Final = 0.6
+#: Samples along a whole row (column) when looking for the edges of such bands.
+_BAND_SAMPLES: Final = 64
+#: Two candidate boxes are one when every edge agrees within this share of the side.
+_SAME_EDGE: Final = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,12 +454,31 @@ def _step_profile(
     With `canvas` (palette, outward), a boundary scores only where the three lines on its
     outer side (before it when `outward` is -1, after it when +1) are mostly canvas
     colours: the near edge of the next tile in a row of thumbnails does not count."""
+    profile, lines, _ = _steps(rgb, axis, first, last, span, _EDGE_SAMPLES)
+    if canvas is not None and len(profile):
+        palette, outward = canvas
+        _keep_beyond_canvas(profile, _canvas_shares(lines, palette), outward)
+    return profile
+
+
+def _steps(
+    rgb: NDArray[np.uint8],
+    axis: int,
+    first: int,
+    last: int,
+    span: tuple[int, int],
+    samples: int,
+) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.float32]]:
+    """`_step_profile` without the canvas condition, from `samples` points along the span;
+    the lines it was measured on (`_EDGE_DEPTH` more on either side); and the steps it is
+    the median of (boundary x sample x channel)."""
     length = rgb.shape[axis]
     first, last = max(first, _EDGE_DEPTH), min(last, length - _EDGE_DEPTH)
     lo, hi = max(span[0], 0), min(span[1], rgb.shape[1 - axis])
     if first > last or hi - lo < 8:
-        return np.zeros(0, dtype=np.float32)
-    stride = max(1, (hi - lo) // _EDGE_SAMPLES)
+        nothing = np.zeros(0, dtype=np.float32)
+        return nothing, np.zeros((0, 0, 3), dtype=np.uint8), nothing.reshape(0, 0, 3)
+    stride = max(1, (hi - lo) // samples)
     start, stop = first - _EDGE_DEPTH, last + _EDGE_DEPTH
     if axis == 0:
         lines = rgb[start:stop, lo:hi:stride]
@@ -464,15 +489,25 @@ def _step_profile(
     means = running[_EDGE_DEPTH:] - running[:-_EDGE_DEPTH]
     steps = (means[_EDGE_DEPTH:] - means[:-_EDGE_DEPTH]) / _EDGE_DEPTH
     profile: NDArray[np.float32] = np.abs(np.median(steps, axis=1)).max(axis=-1)
-    if canvas is not None:
-        palette, outward = canvas
-        share = _background_mask(lines.astype(np.float32), palette).mean(axis=1)
-        counted = np.zeros(len(share) + 1)
-        np.cumsum(share, out=counted[1:])
-        near = (counted[_EDGE_DEPTH:] - counted[:-_EDGE_DEPTH]) / _EDGE_DEPTH
-        outer = near[:-_EDGE_DEPTH] if outward < 0 else near[_EDGE_DEPTH:]
-        profile[outer < _OUTER_CANVAS] = 0.0
-    return profile
+    return profile, lines, steps
+
+
+def _canvas_shares(lines: NDArray[np.uint8], palette: NDArray[np.float32]) -> NDArray[np.float64]:
+    """For each run of `_EDGE_DEPTH` lines of `_steps`, the share of its pixels that are
+    canvas colours: entry i covers lines i .. i + 2."""
+    share = _background_mask(lines.astype(np.float32), palette).mean(axis=1)
+    counted = np.zeros(len(share) + 1)
+    np.cumsum(share, out=counted[1:])
+    shares: NDArray[np.float64] = (counted[_EDGE_DEPTH:] - counted[:-_EDGE_DEPTH]) / _EDGE_DEPTH
+    return shares
+
+
+def _keep_beyond_canvas(
+    profile: NDArray[np.float32], shares: NDArray[np.float64], outward: int
+) -> None:
+    """Zero the boundaries of `profile` whose three outer lines are not mostly canvas."""
+    outer = shares[:-_EDGE_DEPTH] if outward < 0 else shares[_EDGE_DEPTH:]
+    profile[outer < _OUTER_CANVAS] = 0.0
 
 
 def _inside_differs(
@@ -568,6 +603,11 @@ def content_regions(rgb: NDArray[np.uint8], *, max_candidates: int = 4) -> list[
        step nearby that is consistent all along the line with canvas beyond it, or,
        past a photo margin of the canvas's own colour, such a step further out; an edge
        the copy saw at the image's border stays there.
+    4. Photos as wide (or as tall) as the image, which have no side edges to find, are
+       offered too as the bands between two such edges running from side to side
+       (`_bands`), unless one of the boxes above is the same: where a full-width photo's
+       side margins are flat, they reach the border as steadily as a bar does, lend
+       their colour to the palette, and step 2 keeps only the photo's middle.
 
     A box is kept when it covers at least 2 % of the image, is not the whole image, at
     least half of what lies outside it (boxes already taken count as explained) is
@@ -594,9 +634,9 @@ def content_regions(rgb: NDArray[np.uint8], *, max_candidates: int = 4) -> list[
     unclaimed = weight.copy()
     rows, cols = weight.shape
     min_side = max(1, MIN_REGION_SIDE // factor - 1)
-    found: list[Region] = []
+    boxes: list[tuple[int, int, int, int]] = []
     explained = background.copy()  # canvas, and boxes already taken
-    while len(found) < max_candidates:
+    while len(boxes) < max_candidates:
         score, (x0, y0, x1, y1) = _best_rectangle(unclaimed)
         area = (x1 - x0) * (y1 - y0)
         if score <= 0 or area < _MIN_CONTENT_SHARE * rows * cols:
@@ -613,19 +653,109 @@ def content_regions(rgb: NDArray[np.uint8], *, max_candidates: int = 4) -> list[
             left, top, right, bottom = piece
             if (right - left) * (bottom - top) < _MIN_CONTENT_SHARE * rows * cols:
                 continue
-            inner = coarse[top + 1 : bottom - 1, left + 1 : right - 1]  # clear of mixed edges
-            block = (
-                inner.reshape(-1, 3)
-                if inner.size
-                else coarse[top:bottom, left:right].reshape(-1, 3)
-            )
-            typical = np.median(block, axis=0)
-            if (np.abs(block - typical).max(axis=1) <= _PALETTE_TOLERANCE).mean() >= _SOLID_SHARE:
+            if _solid(coarse[top:bottom, left:right], inner=True):
                 continue  # a solid block (a button, the next post's placeholder): no photo
             box = _placed(rgb, palette, piece, factor)
-            if box is not None and box != (0, 0, width, height) and len(found) < max_candidates:
-                name = "region:content" if not found else f"region:content-{len(found) + 1}"
-                found.append(Region(name, *box))
+            if box is not None and box != (0, 0, width, height):
+                boxes.append(box)
+    for band in _bands(rgb, coarse, palette, background, factor):
+        if not any(_same_box(band, box, width, height) for box in boxes):
+            boxes.append(band)
+    return [
+        Region("region:content" if k == 0 else f"region:content-{k + 1}", *box)
+        for k, box in enumerate(boxes[:max_candidates])
+    ]
+
+
+def _solid(block: NDArray[np.float32], *, inner: bool) -> bool:
+    """Whether a coarse block is one flat colour (a button, the next post's placeholder)
+    rather than a photo: `_SOLID_SHARE` of its pixels (clear of its mixed edge pixels when
+    `inner`) lie within `_PALETTE_TOLERANCE` of their median colour."""
+    if inner and min(block.shape[:2]) > 2:
+        block = block[1:-1, 1:-1]
+    pixels = block.reshape(-1, 3)
+    if not len(pixels):
+        return True
+    typical = np.median(pixels, axis=0)
+    near = (np.abs(pixels - typical).max(axis=1) <= _PALETTE_TOLERANCE).mean()
+    return bool(near >= _SOLID_SHARE)
+
+
+def _same_box(a: tuple[int, int, int, int], b: tuple[int, int, int, int], w: int, h: int) -> bool:
+    """Whether two boxes agree on every edge within `_SAME_EDGE` of the image's side."""
+    sides = (w, h, w, h)
+    return all(abs(p - q) <= _SAME_EDGE * side for p, q, side in zip(a, b, sides, strict=True))
+
+
+def _span_edges(profile: NDArray[np.float32], first: int) -> list[int]:
+    """Boundaries where `profile` (from `_step_profile`, its first entry at `first`) is a
+    clear edge and the strongest within `_EDGE_DEPTH` either side."""
+    edges = []
+    for index in np.flatnonzero(profile >= _EDGE_STEP):
+        near = profile[max(0, index - _EDGE_DEPTH) : index + _EDGE_DEPTH + 1]
+        if profile[index] >= near.max():
+            edges.append(first + int(index))
+    return edges
+
+
+def _steps_at_both_ends(steps: NDArray[np.float32]) -> bool:
+    """Whether a boundary's steps (sample x channel) are clear edges at both ends of the
+    line, not only along its middle: content that reaches both sides of the image."""
+    strong = np.abs(steps).max(axis=-1) >= _EDGE_STEP
+    end = max(2, len(strong) // 16)
+    return bool(strong[:end].mean() >= 0.5 and strong[-end:].mean() >= 0.5)
+
+
+def _bands(
+    rgb: NDArray[np.uint8],
+    coarse: NDArray[np.float32],
+    palette: NDArray[np.float32],
+    background: NDArray[np.bool_],
+    factor: int,
+) -> list[tuple[int, int, int, int]]:
+    """Photos as wide as the image (or as tall): bands between two straight edges that run
+    the whole width (height) with canvas beyond them, something other than canvas just
+    inside, and a photo between them, not text lines or a solid block.
+
+    A photo shown at the full width of a phone has no left or right edge to find, and
+    where its margins share a colour with the bars beside it (which lend their colours to
+    the canvas palette), the rectangle search cuts it down to its middle; its top and
+    bottom edges still run from side to side."""
+    found = []
+    for axis in (0, 1):
+        length, across = rgb.shape[axis], rgb.shape[1 - axis]
+        span = (0, across)
+        profile, lines, steps = _steps(rgb, axis, 0, length, span, _BAND_SAMPLES)
+        if not len(profile):
+            continue
+        shares = _canvas_shares(lines, palette)
+        edges = []
+        for outward in (-1, 1):
+            beyond = profile.copy()
+            _keep_beyond_canvas(beyond, shares, outward)
+            edges.append(_span_edges(beyond, _EDGE_DEPTH))
+        starts, stops = edges
+        starts = [p for p in starts if _inside_differs(rgb, palette, axis, p, -1, span)]
+        stops = [p for p in stops if _inside_differs(rgb, palette, axis, p, 1, span)]
+        for start in starts:
+            stop = next((p for p in stops if p - start >= MIN_REGION_SIDE), None)
+            if stop is None or stop - start >= _MAX_CONTENT_SHARE * length:
+                continue
+            lo, hi = start // factor + 1, stop // factor - 1  # clear of mixed edge pixels
+            if hi <= lo:
+                continue
+            within = (slice(lo, hi), slice(None)) if axis == 0 else (slice(None), slice(lo, hi))
+            canvas = background[within]
+            if canvas.mean() > 1.0 - _BAND_CONTENT:
+                continue  # mostly canvas: lines of text, or the gaps between pictures
+            along = np.flatnonzero(canvas.mean(axis=1 - axis) < _SEPARATOR_SHARE)
+            if not len(along) or len(along) != along[-1] - along[0] + 1:
+                continue  # canvas runs across it between contents: lines of text …
+            if not any(_steps_at_both_ends(steps[p - _EDGE_DEPTH]) for p in (start, stop)):
+                continue  # canvas goes on past its ends: narrower content, or a row of it
+            if _solid(coarse[within][~canvas], inner=False):
+                continue  # a placeholder or a coloured block with canvas margins
+            found.append((0, start, across, stop) if axis == 0 else (start, 0, stop, across))
     return found
 
 
