@@ -1,10 +1,12 @@
-"""The hot path answers single lookups exactly as the FastAPI route does.
+"""The hot path answers single lookups exactly as the FastAPI routes do.
 
 Each request is sent to two apps over one store: one with the hot path (the default), one
 without it (``hot_path=False``); status, body and the headers a client reads must agree. The
 requests cover what the hot path answers (well-formed lookups that match, miss, match below
-the quality floor, with and without ``bank:read``) and what it must leave to the route (no key,
-wrong scope, unknown signal type, malformed or repeated parameters).
+the quality floor, with and without ``bank:read``; HMA's raw lookups with and without
+distances and bank filters) and what it must leave to the route (no key, wrong scope,
+unknown signal type, malformed or repeated parameters), on ``GET /v1/lookup`` and HMA's
+``GET /m/raw_lookup``.
 """
 
 from __future__ import annotations
@@ -36,11 +38,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestService
         svc.store.create_bank("known")
         svc.store.add_entry("known", "pdq", PDQ, list_version="v7", classification="A1")
         svc.store.add_entry("known", "md5", MD5)
-        for name, scopes, rate in (
-            ("read", ["lookup", "bank:read"], None),
-            ("slow", ["lookup"], 1.0),
-        ):
-            svc.keys[name] = svc.new_key(*scopes, rate_limit=rate)["Authorization"][7:]
+        svc.keys["read"] = svc.new_key("lookup", "bank:read")["Authorization"][7:]
         plain = create_app(replace(svc.settings, hot_path=False, index_dir=tmp_path / "plain"))
         with TestClient(plain, raise_server_exceptions=False) as other:
             deadline = time.monotonic() + 10
@@ -58,10 +56,15 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestService
             yield svc, other
 
 
-def _same(pair: tuple[TestService, TestClient], query: str, headers: dict[str, str]) -> None:
+def _same(
+    pair: tuple[TestService, TestClient],
+    query: str,
+    headers: dict[str, str],
+    path: str = "/v1/lookup",
+) -> None:
     svc, plain = pair
-    hot = svc.client.get(f"/v1/lookup?{query}", headers=headers)
-    cold = plain.get(f"/v1/lookup?{query}", headers=headers)
+    hot = svc.client.get(f"{path}?{query}", headers=headers)
+    cold = plain.get(f"{path}?{query}", headers=headers)
     assert hot.status_code == cold.status_code, (query, hot.text, cold.text)
     assert hot.content == cold.content, query
     for name in ("content-type", "retry-after", "content-length"):
@@ -96,15 +99,47 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("query", CASES)
+RAW_CASES = [
+    f"signal_type=pdq&signal={PDQ}",
+    f"signal_type=pdq&signal={NEAR.upper()}&include_distance=true",
+    f"signal_type=pdq&signal={NEAR}&include_distance=1",
+    f"signal_type=pdq&signal={NEAR}&include_distance=false",
+    f"signal_type=pdq&signal={NEAR}&include_distance=0&banks=KNOWN",
+    f"signal_type=pdq&signal={PDQ}&banks=OTHER,NONE&include_distance=true",
+    f"signal_type=video_md5&signal={MD5}&include_distance=true",
+    f"signal_type=video_md5&signal={'b' * 32}",
+    f"signal={PDQ}&signal_type=pdq&other=ignored",
+    # Left to the route:
+    f"signal_type=pdq&signal={PDQ}&include_distance=yes",
+    f"signal_type=pdq&signal={PDQ}&include_distance=TRUE",
+    f"signal_type=pdq&signal={PDQ}&include_distance=maybe",
+    f"signal_type=pdq&signal={PDQ}&banks=",
+    "signal_type=photodna&signal=00",
+    "signal_type=md5&signal=00",
+    "signal_type=pdq&signal=zz",
+    f"signal_type=video_md5&signal={PDQ}",
+    f"signal_type=pdq&signal_type=video_md5&signal={MD5}",
+    f"signal_type=pdq&signal={PDQ}&signal={NEAR}",
+    "signal_type=pdq",
+    f"signal={PDQ}",
+    "",
+    f"signal_type=pdq&signal={'0' * 4097}",
+    f"signal_type=pdq&value={PDQ}",
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [("/v1/lookup", q) for q in CASES] + [("/m/raw_lookup", q) for q in RAW_CASES],
+)
 @pytest.mark.parametrize("scope", ["lookup", "bank:read", "match", None])
 def test_same_answer_with_and_without_the_hot_path(
-    pair: tuple[TestService, TestClient], query: str, scope: str | None
+    pair: tuple[TestService, TestClient], path: str, query: str, scope: str | None
 ) -> None:
     svc, _ = pair
     # "bank:read" here: a key with lookup and bank:read, which sees the bank's hash values.
     headers = {} if scope is None else svc.auth("read" if scope == "bank:read" else scope)
-    _same(pair, query, headers)
+    _same(pair, query, headers, path)
 
 
 def test_unknown_and_revoked_keys_fall_through_to_a_401(
@@ -117,24 +152,26 @@ def test_unknown_and_revoked_keys_fall_through_to_a_401(
     _same(pair, f"signal_type=pdq&value={PDQ}", {"Authorization": "Bearer lk_nope"})
 
 
-def test_the_rate_limit_holds_on_the_hot_path(pair: tuple[TestService, TestClient]) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [f"/v1/lookup?signal_type=md5&value={MD5}", f"/m/raw_lookup?signal_type=pdq&signal={PDQ}"],
+)
+def test_the_rate_limit_holds_on_the_hot_path(
+    pair: tuple[TestService, TestClient], url: str
+) -> None:
     svc, plain = pair
-    headers = svc.auth("slow")  # 1 request/s: a bucket of 2 requests
-    codes = [
-        svc.client.get(f"/v1/lookup?signal_type=md5&value={MD5}", headers=headers).status_code
-        for _ in range(3)
-    ]
+    key = svc.new_key("lookup", rate_limit=1.0)  # 1 request/s: a bucket of 2 requests
+    codes = [svc.client.get(url, headers=key).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
-    limited = svc.client.get(f"/v1/lookup?signal_type=md5&value={MD5}", headers=headers)
-    assert limited.json()["error"]["code"] == "rate_limited"
+    limited = svc.client.get(url, headers=key)
     assert int(limited.headers["retry-after"]) >= 1
-    # The route's own answer when limited: same body shape and header.
-    other = svc.auth("slow")  # the other app keeps buckets of its own
+    # The route's own answer when limited: the same body and header.
     for _ in range(2):
-        plain.get(f"/v1/lookup?signal_type=md5&value={MD5}", headers=other)
-    cold = plain.get(f"/v1/lookup?signal_type=md5&value={MD5}", headers=other)
+        plain.get(url, headers=key)  # the other app keeps buckets of its own
+    cold = plain.get(url, headers=key)
     assert cold.status_code == 429
-    assert cold.json()["error"]["code"] == limited.json()["error"]["code"]
+    assert cold.content == limited.content
+    assert cold.headers["retry-after"] == limited.headers["retry-after"]
 
 
 @settings(
@@ -156,25 +193,57 @@ def test_any_query_string_gets_the_routes_answer(
     _same(pair, query, pair[0].auth("lookup"))
 
 
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["signal_type", "signal", "include_distance", "banks", "x"]),
+            st.sampled_from(["pdq", "video_md5", "true", "0", "KNOWN", PDQ, NEAR, MD5])
+            | st.text(alphabet="0123456789abcdefpdqvideo_m5TRUEKNOW%&=+, ", max_size=70),
+        ),
+        max_size=5,
+    )
+)
+def test_any_raw_lookup_query_gets_the_routes_answer(
+    pair: tuple[TestService, TestClient], params: list[tuple[str, str]]
+) -> None:
+    query = "&".join(f"{name}={value}" for name, value in params)
+    _same(pair, query, pair[0].auth("lookup"), "/m/raw_lookup")
+
+
 def test_the_hot_path_answers_well_formed_lookups_only(
     pair: tuple[TestService, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answered: list[bool] = []
     original = hotpath.LookupHotPath._answer
 
-    def spy(self: hotpath.LookupHotPath, request: Request) -> object:
-        answer = original(self, request)
+    def spy(self: hotpath.LookupHotPath, request: Request, endpoint: object) -> object:
+        answer = original(self, request, endpoint)  # type: ignore[arg-type]
         answered.append(answer is not None)
         return answer
 
     monkeypatch.setattr(hotpath.LookupHotPath, "_answer", spy)
     svc, _ = pair
-    for query, scope, expected in [
-        (f"signal_type=pdq&value={NEAR}&quality=90", "lookup", True),
-        (f"signal_type=md5&value={MD5}", "read", True),
-        ("signal_type=pdq&value=zz", "lookup", False),
-        (f"signal_type=pdq&value={PDQ}", "match", False),
+    for url, scope, expected in [
+        (f"/v1/lookup?signal_type=pdq&value={NEAR}&quality=90", "lookup", True),
+        (f"/v1/lookup?signal_type=md5&value={MD5}", "read", True),
+        ("/v1/lookup?signal_type=pdq&value=zz", "lookup", False),
+        (f"/v1/lookup?signal_type=pdq&value={PDQ}", "match", False),
+        (f"/m/raw_lookup?signal_type=pdq&signal={NEAR}&include_distance=true", "lookup", True),
+        (f"/m/raw_lookup?signal_type=video_md5&signal={MD5}&banks=KNOWN", "lookup", True),
+        ("/m/raw_lookup?signal_type=pdq&signal=zz", "lookup", False),
+        (f"/m/raw_lookup?signal_type=pdq&signal={PDQ}&include_distance=on", "lookup", False),
+        (f"/m/raw_lookup?signal_type=pdq&signal={PDQ}", "match", False),
     ]:
         answered.clear()
-        svc.client.get(f"/v1/lookup?{query}", headers=svc.auth(scope))
-        assert answered == [expected], query
+        response = svc.client.get(url, headers=svc.auth(scope))
+        assert answered == [expected], url
+        assert response.status_code == (200 if expected else response.status_code)
+    # A raw lookup answered here finds the bank's entry, with its distance.
+    found = svc.client.get(
+        f"/m/raw_lookup?signal_type=pdq&signal={NEAR}&include_distance=true",
+        headers=svc.auth("lookup"),
+    ).json()
+    assert [m["distance"] for m in found["matches"]] == ["1"]

@@ -68,7 +68,8 @@ HOT_PATH = Setting(
     "hot_path",
     "LIGHTKEEPER_HOT_PATH",
     "1",
-    "1: answer well-formed single lookups on the hot path (same answers, less CPU); 0: off.",
+    "1: answer well-formed single lookups (GET /v1/lookup, HMA's GET /m/raw_lookup) on the "
+    "hot path (same answers, less CPU); 0: off.",
 )
 
 ACTIONS = Setting(

@@ -550,13 +550,37 @@ def _by_bank(matches: Iterable[Match], banks: set[str] | None) -> dict[str, list
     return out
 
 
-def _match_one(request: Request, signal_type: str, signal: str) -> MatchResult:
+def hma_signal(signal_type: str, signal: str) -> tuple[str, str]:
+    """Lightkeeper's signal type and the canonical value of an HMA ``signal_type`` and
+    ``signal``; `ServiceError` (400, HMA's wording) for an unknown type or a bad value."""
     ours = _signal_type(signal_type)
     try:
-        canonical = _normalized(signal_type, ours, signal)
+        return ours, _normalized(signal_type, ours, signal)
     except InvalidSignal as exc:
         raise ServiceError(f"invalid signal: {exc}") from None
+
+
+def _match_one(request: Request, signal_type: str, signal: str) -> MatchResult:
+    ours, canonical = hma_signal(signal_type, signal)
     return _matcher(request).match_hashes({ours: canonical})
+
+
+def raw_lookup_response(
+    matcher: Matcher, signal: tuple[str, str], include_distance: bool, banks: str | None
+) -> Response:
+    """The answer to ``GET /m/raw_lookup`` for a `signal` from `hma_signal` (here and on
+    the hot path, `lightkeeper.service.hotpath`)."""
+    ours, canonical = signal
+    result = matcher.match_hashes({ours: canonical})
+    wanted = _banks(banks)
+    found: dict[int, Match] = {}
+    for match in [*result.matches, *(s.match for s in result.suppressed), *result.allowed]:
+        if wanted is None or hma_bank_name(match.bank) in wanted:
+            found.setdefault(match.entry_id, match)
+    ordered = sorted(found.values(), key=lambda m: (m.distance, m.entry_id))
+    if include_distance:
+        return _ok({"matches": [_distance(m) for m in ordered]})
+    return _ok({"matches": [m.entry_id for m in ordered]})
 
 
 BanksParam = Query(None, description="Comma-separated bank names: report only these")
@@ -585,16 +609,9 @@ async def hma_raw_lookup(
     include_distance: bool = Query(False, description="Give each id with its distance"),
     banks: str | None = BanksParam,
 ) -> Response:
-    result = _match_one(request, signal_type, signal)
-    wanted = _banks(banks)
-    found: dict[int, Match] = {}
-    for match in [*result.matches, *(s.match for s in result.suppressed), *result.allowed]:
-        if wanted is None or hma_bank_name(match.bank) in wanted:
-            found.setdefault(match.entry_id, match)
-    ordered = sorted(found.values(), key=lambda m: (m.distance, m.entry_id))
-    if include_distance:
-        return _ok({"matches": [_distance(m) for m in ordered]})
-    return _ok({"matches": [m.entry_id for m in ordered]})
+    return raw_lookup_response(
+        _matcher(request), hma_signal(signal_type, signal), include_distance, banks
+    )
 
 
 @router.get(
