@@ -793,11 +793,14 @@ def markdown(payload: dict[str, Any]) -> str:
         "it instead, shared between the workers). The machine is shared with other "
         "work: see the CPU column below for how much of it each run had. It is also a VM "
         "whose host varies how long memory takes to answer, which a lookup at 13.4 M "
-        "mostly waits on: on 2026-11-23, with nothing else running, four runs of this "
-        "benchmark at 13.4 M within an hour (`--sizes 13400000`, with and without the 1 M "
-        "size first) gave 1,288 to 2,004 single lookups/s and 18,868 to 23,775 hashes/s in "
-        "batches of 10,000; the table below is the last of them. Compare runs taken "
-        "together.",
+        "mostly waits on: on 2026-11-23, with nothing else running, five runs of this "
+        "benchmark at 13.4 M between 02:27 and 04:29 UTC (`--sizes 13400000`, with and "
+        "without the 1 M size first) gave 1,288 to 2,004 single lookups/s and 16,991 to "
+        "23,775 hashes/s in batches of 10,000; the table below is the last of them. "
+        "Compare runs taken together. HMA's `GET /m/raw_lookup` is answered on the same "
+        "hot path as `GET /v1/lookup` from commit e513dde on (before, through "
+        "FastAPI's routing: 1,043 req/s at 13.4 M against 1,623 for `/v1/lookup` in the "
+        "03:22 run).",
         "",
         "Best throughput per workload within its p99 target (DESIGN §6), or, where no run "
         "kept within it, the fastest run:",
