@@ -10,15 +10,16 @@ common case of two routes directly, with the same functions the routes use
 
 - ``GET /v1/lookup`` (``signal_type``, ``value``, ``quality``);
 - HMA's ``GET /m/raw_lookup`` (``signal_type``, ``signal``, ``include_distance``,
-  ``banks``), which HMA clients call for every upload.
+  ``banks``), the hash lookup of HMA integrations.
 
 Only the well-formed, authorised request is answered here. Anything else falls through,
 untouched and uncharged, to the FastAPI route, which gives the documented errors: no key or
 an unknown one (401), a key without the ``lookup`` scope (403), a missing, repeated or
-malformed parameter (422), an unknown signal type or a bad hash (404 on ``/v1``, HMA's 400
-on ``/m``). A spent rate limit is answered here (429, the same body and ``Retry-After`` as
-the route's). `tests/test_service_hotpath.py` sends the same requests with the hot path on
-and off and compares status, headers and bodies.
+malformed parameter or hash (422 on ``/v1``, HMA's 400 for a bad hash on ``/m``), an
+unknown signal type (404 on ``/v1``, 400 on ``/m``). A spent rate limit is answered here
+(429, the same body and ``Retry-After`` as the route's). `tests/test_service_hotpath.py`
+sends the same requests with the hot path on and off and compares status, headers and
+bodies.
 
 The route object is put in the ASGI scope, as Starlette's router does, so that metrics count
 these requests under the route's template like any other.
