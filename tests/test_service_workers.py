@@ -8,14 +8,18 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from lightkeeper.service.workers import BALANCED_SOCKETS, shared_port_sockets
+from supervised_app import GATE_ENV
 from test_service_live import LIGHTKEEPER, _server
 
 pytestmark = pytest.mark.skipif(not BALANCED_SOCKETS, reason="SO_REUSEPORT balancing is Linux's")
@@ -48,6 +52,14 @@ def _holders(port: int) -> dict[int, Counter[str]]:
     return found
 
 
+def _workers(port: int) -> set[int]:
+    """The processes holding one listening socket on `port`: the workers (the supervisor
+    holds all of them), and a replacement still starting on its predecessor's socket."""
+    return {
+        pid for pid, states in _holders(port).items() if states[_LISTEN] == 1 and pid != os.getpid()
+    }
+
+
 def test_each_worker_listens_on_its_own_socket_and_gets_connections(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/lk.db"
     with _server(url, tmp_path / "index", tmp_path / "serve.log", "--workers", "2") as base:
@@ -74,11 +86,7 @@ def test_each_worker_listens_on_its_own_socket_and_gets_connections(tmp_path: Pa
         os.kill(dead, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while True:
-            workers = {
-                pid
-                for pid, states in _holders(port).items()
-                if states[_LISTEN] == 1 and pid != os.getpid()
-            }
+            workers = _workers(port)
             if len(workers) == 2 and dead not in workers:
                 break
             assert time.monotonic() < deadline, f"no replacement for worker {dead}: {workers}"
@@ -88,14 +96,17 @@ def test_each_worker_listens_on_its_own_socket_and_gets_connections(tmp_path: Pa
         for _ in range(10):
             assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
 
-        # SIGHUP to the supervisor (the process holding both sockets) replaces every worker.
+        # SIGHUP to the supervisor (the process holding both sockets) replaces every worker,
+        # each given --worker-ready-timeout (120 s) to start: ~2 s on an idle machine.
         [supervisor] = [pid for pid, states in _holders(port).items() if states[_LISTEN] == 2]
         os.kill(supervisor, signal.SIGHUP)
+        deadline = time.monotonic() + 2 * 120 + 30
         while True:
-            now = {pid for pid, states in _holders(port).items() if states[_LISTEN] == 1}
+            now = _workers(port)
             if len(now) == 2 and not now & workers:
                 break
-            assert time.monotonic() < deadline + 60, f"workers {workers} not replaced: {now}"
+            log = (tmp_path / "serve.log").read_text()
+            assert "restart stopped" not in log and time.monotonic() < deadline, log
             time.sleep(0.2)
         assert {i for i, state in _socket_states(port).items() if state == _LISTEN} == listening
         assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
@@ -159,3 +170,87 @@ def test_sockets_share_one_free_port() -> None:
     finally:
         for sock in sockets:
             sock.close()
+
+
+@contextmanager
+def _supervised(tmp_path: Path, ready_timeout: float) -> Iterator[tuple[int, int, Path, Path]]:
+    """`SocketPerWorker` over two `supervised_app` workers, both ready: (supervisor pid,
+    port, gate file, log)."""
+    gate, log = tmp_path / "gate", tmp_path / "supervisor.log"
+    gate.write_text("ok")
+    script = Path(__file__).with_name("supervised_app.py")
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(ready_timeout)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, GATE_ENV: str(gate)},
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        _until_listening(port, 2)
+        yield proc.pid, port, gate, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _until_logged(log: Path, text: str, times: int = 1) -> None:
+    deadline = time.monotonic() + 60
+    while log.read_text().count(text) < times:
+        assert time.monotonic() < deadline, f"{text!r} not logged {times}x: {log.read_text()}"
+        time.sleep(0.1)
+
+
+def _answering(port: int) -> set[int]:
+    """The worker pids that answer 24 fresh connections."""
+    return {int(httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text) for _ in range(24)}
+
+
+def test_a_replacement_that_does_not_start_is_stopped_and_the_old_workers_kept(
+    tmp_path: Path,
+) -> None:
+    with _supervised(tmp_path, ready_timeout=2) as (supervisor, port, gate, log):
+        original = _workers(port)
+        assert len(original) == 2 and _answering(port) == original
+
+        gate.unlink()  # the replacement's start-up waits for ever
+        os.kill(supervisor, signal.SIGHUP)
+        _until_logged(log, "was not ready within 2 s; restart stopped")
+        assert _workers(port) == original and _answering(port) == original
+
+        gate.write_text("fail")  # the replacement's start-up fails
+        os.kill(supervisor, signal.SIGHUP)
+        _until_logged(log, "exited while starting (code 3); restart stopped")
+        assert _workers(port) == original and _answering(port) == original
+
+        gate.write_text("ok")  # and a later SIGHUP still replaces both
+        os.kill(supervisor, signal.SIGHUP)
+        _until_logged(log, "replaced by", times=2)
+        replaced = _workers(port)
+        assert len(replaced) == 2 and not replaced & original
+        assert _answering(port) == replaced
+
+
+def test_a_stop_signal_ends_a_restart_that_waits_for_a_replacement(tmp_path: Path) -> None:
+    with _supervised(tmp_path, ready_timeout=600) as (supervisor, port, gate, log):
+        gate.unlink()
+        os.kill(supervisor, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while len(_workers(port)) < 3:  # the replacement is up, waiting at the gate
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.kill(supervisor, signal.SIGTERM)
+        deadline = time.monotonic() + 30  # not the 600 s the restart would have waited
+        while _holders(port):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert "ERROR" not in log.read_text()

@@ -26,6 +26,15 @@ _APP = "lightkeeper.service.app:create_app"
     help="Worker processes (each holds its own copy of the index, read from one snapshot).",
 )
 @click.option(
+    "--worker-ready-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds a new worker may take to load the index when SIGHUP replaces the workers "
+    "one by one (Linux, --workers 2 or more); one not ready by then is stopped and the "
+    "workers not yet replaced are kept.",
+)
+@click.option(
     "--index-threads",
     type=click.IntRange(1, 256),
     default=None,
@@ -76,6 +85,7 @@ def serve_command(
     host: str,
     port: int,
     workers: int,
+    worker_ready_timeout: float,
     index_threads: int | None,
     index_dir: Path | None,
     max_upload_mb: int,
@@ -149,4 +159,4 @@ def serve_command(
         bound,
         workers,
     )
-    SocketPerWorker(config, sockets).run()
+    SocketPerWorker(config, sockets, ready_timeout=worker_ready_timeout).run()
