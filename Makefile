@@ -36,7 +36,7 @@ PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 
 # PostgreSQL cases must run here (the tests start their own server), never skip quietly.
 test: build lint
-	LIGHTKEEPER_REQUIRE_POSTGRES=1 LIGHTKEEPER_REQUIRE_BROWSER=1 $(BIN)/pytest -q $(PYTEST_PARALLEL)
+	LIGHTKEEPER_REQUIRE_POSTGRES=1 LIGHTKEEPER_REQUIRE_BROWSER=1 $(BIN)/pytest -q --durations=15 $(PYTEST_PARALLEL)
 
 bench: install
 	$(PY) -m pip install -q -e '.[dev,bench]'

@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     hasher = RegionHasher(work_side=args.work_side)
     methods = [
         Method("pdq", None),
-        Method("pdq+content", RegionHasher(crops=False, work_side=args.work_side)),
+        Method("pdq+content", RegionHasher(crops=False, tiles=False, work_side=args.work_side)),
         Method("pdq+regions", hasher, paired="pdq+regions/paired"),
     ]
     names = [reading for m in methods for reading, _ in m.readings()]

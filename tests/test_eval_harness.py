@@ -423,13 +423,14 @@ def test_a_failing_requirement_fails(
     assert result.worst == "dihedral/transpose"
 
 
-def test_an_added_signal_is_held_to_crops_screenshots_and_no_false_match(
+def test_an_added_signal_is_held_to_crops_screenshots_overlays_and_no_false_match(
     evaluation: Evaluation,
 ) -> None:
     labels = [c.label for c in checks.must_show(evaluation, "everyday")]
     assert labels[len(checks.MUST_SHOW) :] == [
         "crops <= 20% and screenshots (pdq+dihedral)",
         "crops <= 20% and screenshots (pdq+centre)",
+        "overlays covering <= 10% (pdq+centre)",
         "no false match among distinct photos (pdq+centre)",
     ]
     # None of those crops is in this run's suite, so they are not judged.

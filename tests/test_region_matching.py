@@ -33,7 +33,7 @@ from lightkeeper.matching.region_codes import banked_image, upload_codes
 from lightkeeper.service.app import create_app
 from lightkeeper.service.testing import TestService, service_client
 from lightkeeper.signals.pdq import hamming_distance
-from lightkeeper.signals.regions import compatible, reference_regions
+from lightkeeper.signals.regions import compatible, reference_regions, tile_regions
 
 RGB = NDArray[np.uint8]
 VECTORS = SHARED_DIR / "pdq-vectors"
@@ -83,6 +83,9 @@ class Images:
             _encode(self.coaster), quality_floor=50
         )
         self.coaster_pdq = str(coaster_signals["pdq"])
+        #: Region codes of both photos: every name for the bridge; the coaster's two
+        #: bottom-right tiles are plain white desk, under the quality floor.
+        self.banked = len(self.regions) + len(self.coaster_regions)
         self.crop_pdq = str(hash_bytes(self.crop)["pdq"])
 
 
@@ -114,7 +117,8 @@ def _regions_of(matches: tuple[Match, ...]) -> list[tuple[str, str | None]]:
 def test_stored_region_names_are_the_reference_windows() -> None:
     """The names the store accepts (and the index keys by position) are those the region
     hasher gives a banked image, in its order."""
-    assert tuple(r.name for r in reference_regions(1000, 800)) == REGION_NAMES
+    regions = [*reference_regions(1000, 800), *tile_regions(1000, 800)]
+    assert tuple(r.name for r in regions) == REGION_NAMES
 
 
 def test_region_settings_default_off_and_are_checked(store: BankStore) -> None:
@@ -174,7 +178,7 @@ def test_region_codes_go_with_their_entry_and_their_bank(store: BankStore, image
     store.remove_entry(entry_id)
     assert store.get_regions([entry_id]) == {}
     _bank_photos(store, images, "on")
-    assert len(list(store.iter_region_rows("on"))) == 2 * len(REGION_NAMES)
+    assert len(list(store.iter_region_rows("on"))) == images.banked
     store.delete_bank("on")
     assert list(store.iter_region_rows()) == []
 
@@ -225,27 +229,57 @@ def test_a_crop_and_a_screenshot_match_only_banks_with_regions_on(
     assert all(m.entry_id == on_id for m in crop.matches + screen.matches)
 
 
-def test_a_window_of_the_upload_meets_only_windows_of_its_family(
+def test_a_stickered_copy_matches_through_a_tile_of_banks_with_regions_on(
     store: BankStore, images: Images
 ) -> None:
+    store.create_bank("on", regions=True)
+    store.create_bank("off")
+    on_id = _bank_photos(store, images, "on")
+    _bank_photos(store, images, "off")
+    stickered = Image.fromarray(images.bridge)
+    height, width = images.bridge.shape[:2]
+    radius = (0.10 * width * height / np.pi) ** 0.5  # an opaque disc over 10 % of the photo
+    box = (width * 0.3 - radius, height * 0.7 - radius, width * 0.3 + radius, height * 0.7 + radius)
+    ImageDraw.Draw(stickered).ellipse(box, fill=(255, 255, 255))
+    upload = _encode(np.asarray(stickered), "JPEG")
+    assert hamming_distance(images.pdq, str(hash_bytes(upload)["pdq"])) > 31
+
+    [match] = Matcher(store).match_bytes(upload).matches
+    assert (match.bank, match.entry_id, match.value) == ("on", on_id, images.pdq)
+    # The evidence names the tile: the same position in the upload and in the entry.
+    assert match.variant == match.entry_code and match.variant.startswith("region:tile-")
+    stored = {r.region: r.value for r in store.get_regions([on_id])[on_id]}
+    assert hamming_distance(stored[match.entry_code], match.content_value) == match.distance
+    assert match.distance <= match.threshold == DEFAULT_REGION_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("name", "elsewhere", "same", "by_hash"),
+    [
+        ("region:left-97", "region:right-89", "region:left-89", True),
+        ("region:tile-r0c0", "region:tile-r0c1", "region:tile-r0c0", False),
+    ],
+)
+def test_a_region_of_the_upload_meets_only_codes_it_can_line_up_with(
+    store: BankStore, images: Images, name: str, elsewhere: str, same: str, by_hash: bool
+) -> None:
     """Codes that cannot line up are never counted, however close: here an entry holds, as
-    its right-hand window, the very code of the upload's left-hand window."""
+    its right-hand window (or another tile), the very code of the upload's left-hand window
+    (or top-left tile). A hash looked up by itself meets the bank's windows (a crop hashed
+    elsewhere), never a tile: a tile is only a sixteenth of a picture."""
     store.create_bank("on", regions=True)
     _, codes = upload_codes(images.original)
-    [left] = [code for code in codes if code.name == "region:left-97"]
+    [code] = [code for code in codes if code.name == name]
 
-    def entry_holding(window: str) -> tuple[Match, ...]:
-        region = EntryRegion(window, left.value, left.quality)
+    def entry_holding(region_name: str) -> tuple[Match, ...]:
+        region = EntryRegion(region_name, code.value, code.quality)
         store.add_entry("on", "pdq", images.coaster_pdq, regions=[region])
-        return Matcher(store).match_hashes({}, regions=[left]).matches
+        return Matcher(store).match_hashes({}, regions=[code]).matches
 
-    assert entry_holding("region:right-89") == ()
-    [match] = entry_holding("region:left-89")
-    assert (match.variant, match.entry_code, match.distance) == (
-        "region:left-97",
-        "region:left-89",
-        0,
-    )
+    assert entry_holding(elsewhere) == ()
+    [match] = entry_holding(same)
+    assert (match.variant, match.entry_code, match.distance) == (name, same, 0)
+    assert bool(Matcher(store).match_hashes({"pdq": code.value}).matches) == by_hash
 
 
 def test_the_region_threshold_is_applied(store: BankStore, images: Images) -> None:
@@ -285,7 +319,7 @@ def test_entry_changes_reach_another_process_index_without_rebuild(
     store.create_bank("on", regions=True)
     entry_id = _bank_photos(store, images, "on")
     other = Matcher(store)
-    assert other.follower.region_codes() == 2 * len(REGION_NAMES)
+    assert other.follower.region_codes() == images.banked
 
     def no_rebuild() -> None:
         raise AssertionError("the index was loaded afresh")
@@ -298,16 +332,16 @@ def test_entry_changes_reach_another_process_index_without_rebuild(
     assert crop_matches()
     store.disable_entry(entry_id)
     assert not crop_matches()
-    assert other.follower.region_codes() == len(REGION_NAMES)
+    assert other.follower.region_codes() == len(images.coaster_regions)
     store.enable_entry(entry_id)
     assert crop_matches()
     store.update_bank("on", regions=False)
     assert not crop_matches() and other.follower.region_codes() == 0
     store.update_bank("on", regions=True)
-    assert crop_matches() and other.follower.region_codes() == 2 * len(REGION_NAMES)
+    assert crop_matches() and other.follower.region_codes() == images.banked
     store.remove_entry(entry_id)
     assert not crop_matches()
-    assert other.follower.region_codes() == len(REGION_NAMES)
+    assert other.follower.region_codes() == len(images.coaster_regions)
     # Added back (a new entry): matched again.
     store.add_entry("on", "pdq", images.pdq, regions=images.regions)
     assert crop_matches()
@@ -321,7 +355,7 @@ def test_a_snapshot_holds_the_region_codes(tmp_path: Path, images: Images) -> No
         assert first.follower.status().loaded_from == "store"
         second = Matcher(store, snapshot_dir=tmp_path)
         assert second.follower.status().loaded_from == "snapshot"
-        assert second.follower.region_codes() == 2 * len(REGION_NAMES)
+        assert second.follower.region_codes() == images.banked
         assert second.match_bytes(images.crop).matches
         store.disable_entry(entry_id)  # replayed from the log by the next one
         third = Matcher(store, snapshot_dir=tmp_path)

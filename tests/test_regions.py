@@ -7,6 +7,7 @@ drawn here too (flat canvas, bars, lines of text), so every expected box is know
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from lightkeeper.signals.regions import (
     FAMILIES,
     KEEP_STEP,
     MIN_REGION_SIDE,
+    MIN_TILE_SIDE,
     QUERY_KEEPS,
     REFERENCE_KEEPS,
     PdqContentMethod,
     PdqRegionsMethod,
+    PdqTilesMethod,
     Region,
     RegionHasher,
     compatible,
@@ -34,6 +37,7 @@ from lightkeeper.signals.regions import (
     family_of,
     query_windows,
     reference_regions,
+    tile_regions,
 )
 
 THRESHOLD = 31
@@ -66,6 +70,13 @@ def _distance(references: list[bytes], queries: list[bytes]) -> int:
     """The evaluation's distance of a pair: the closest (reference, query) code pair."""
     a, b = _codes(references), _codes(queries)
     return int(np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(-1).min())
+
+
+def _paired(method: PdqRegionsMethod, original: RGB, upload: RGB) -> int:
+    """The distance of a pair as the matcher counts it: the closest compatible code pair."""
+    bank = method.named_reference_codes(Image.fromarray(original))
+    looked_up = method.named_query_codes(Image.fromarray(upload))
+    return min(_distance([b], [q]) for bn, b in bank for qn, q in looked_up if compatible(bn, qn))
 
 
 def _pdq(rgb: RGB) -> bytes:
@@ -151,6 +162,21 @@ def test_unknown_families_and_impossible_keeps_are_refused() -> None:
         query_windows(500, 500, keeps=[1.2])
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4000), st.integers(1, 4000))
+def test_tiles_cover_the_image_once_in_a_four_by_four_grid(width: int, height: int) -> None:
+    tiles = tile_regions(width, height)
+    if min(width, height) < 4 * MIN_TILE_SIDE:
+        assert tiles == []
+        return
+    assert [t.name for t in tiles] == [f"region:tile-r{r}c{c}" for r in range(4) for c in range(4)]
+    covered = np.zeros((height, width), dtype=np.uint8)
+    for tile in tiles:
+        assert min(tile.width, tile.height) >= MIN_TILE_SIDE
+        covered[tile.top : tile.bottom, tile.left : tile.right] += 1
+    assert (covered == 1).all()
+
+
 def test_region_names_give_their_family() -> None:
     assert family_of("region:left-89") == "left"
     assert family_of("region:center-x-80") == "center-x"
@@ -171,6 +197,16 @@ def test_only_pairs_that_can_line_up_are_compatible() -> None:
             if family_of(r.name) == family_of(window.name)
         ]
         assert len(allowed) == len(REFERENCE_KEEPS)
+
+
+def test_a_tile_meets_only_the_tile_at_its_own_position() -> None:
+    tiles = [t.name for t in tile_regions(800, 600)]
+    bank = ["whole", *[r.name for r in reference_regions(800, 600)], *tiles]
+    for tile in tiles:
+        assert [reference for reference in bank if compatible(reference, tile)] == [tile]
+    uploads = ["whole", "flipx", "region:content", *[w.name for w in query_windows(800, 600)]]
+    for query in uploads:
+        assert not any(compatible(tile, query) for tile in tiles)
 
 
 # --- the content finder ----------------------------------------------------------------------
@@ -303,7 +339,8 @@ def test_the_finder_is_deterministic_and_checks_its_input(bridge: RGB) -> None:
 def test_reference_codes_are_the_named_windows_at_or_above_the_quality_floor(bridge: RGB) -> None:
     hasher = RegionHasher()
     codes = hasher.reference(bridge)
-    names = {r.name for r in reference_regions(bridge.shape[1], bridge.shape[0])}
+    height, width = bridge.shape[:2]
+    names = {r.name for r in [*reference_regions(width, height), *tile_regions(width, height)]}
     assert codes and {c.name for c in codes} <= names
     assert all(c.quality >= 50 and len(c.code) == 32 for c in codes)
     region = codes[0].region
@@ -316,12 +353,16 @@ def test_flat_images_give_no_region_codes() -> None:
     assert RegionHasher().query(flat) == []
 
 
-def test_switches_turn_crops_and_content_off(bridge: RGB) -> None:
+def test_switches_turn_crops_tiles_and_content_off(bridge: RGB) -> None:
     screen = _screen(bridge[:300, :400])
-    assert RegionHasher(crops=False).reference(bridge) == []
-    content_only = RegionHasher(crops=False).query(screen)
+    assert RegionHasher(crops=False, tiles=False).reference(bridge) == []
+    content_only = RegionHasher(crops=False, tiles=False).query(screen)
     assert [c.name for c in content_only] == ["region:content"]
     assert not any(c.name == "region:content" for c in RegionHasher(content=False).query(screen))
+    tiles_only = RegionHasher(crops=False).reference(bridge)
+    assert tiles_only and all(family_of(c.name).startswith("tile-") for c in tiles_only)
+    no_tiles = RegionHasher(tiles=False).reference(bridge)
+    assert no_tiles and not any("tile" in c.name for c in no_tiles)
 
 
 @pytest.mark.parametrize(
@@ -360,11 +401,38 @@ def test_content_regions_catch_a_screenshot_against_a_plain_hash(bridge: RGB) ->
     assert _distance([_pdq(bridge)], method.query_codes(screen)) <= THRESHOLD
 
 
+def _sticker(rgb: RGB, share: float, at: tuple[float, float]) -> RGB:
+    """`rgb` with an opaque disc covering `share` of it, centred at (x, y) as fractions."""
+    image = Image.fromarray(rgb)
+    radius = (share * image.width * image.height / np.pi) ** 0.5
+    x, y = at[0] * image.width, at[1] * image.height
+    ImageDraw.Draw(image).ellipse(
+        (x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255)
+    )
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("at", [(0.5, 0.5), (0.3, 0.7), (0.8, 0.2)])
+def test_tiles_catch_a_sticker_that_plain_pdq_misses(bridge: RGB, at: tuple[float, float]) -> None:
+    upload = _sticker(bridge, 0.10, at)
+    assert _distance([_pdq(bridge)], [_pdq(upload)]) > THRESHOLD
+    # A tile the sticker leaves alone is the tile of the original, bit for bit.
+    assert _paired(PdqTilesMethod(), bridge, upload) == 0
+    assert _paired(PdqRegionsMethod(), bridge, upload) == 0  # a bank with regions on
+    windows_only = PdqRegionsMethod(hasher=RegionHasher(tiles=False))
+    assert _paired(windows_only, bridge, upload) > THRESHOLD
+    # Scaled down and re-encoded as well, the untouched tiles still match.
+    out = io.BytesIO()
+    small = Image.fromarray(upload).resize((384, 241), Image.Resampling.LANCZOS)
+    small.save(out, "JPEG", quality=75)
+    copy = np.asarray(Image.open(out).convert("RGB"))
+    assert _paired(PdqTilesMethod(), bridge, copy) <= THRESHOLD
+
+
 def test_regions_do_not_make_unrelated_photos_match(bridge: RGB, coaster: RGB) -> None:
-    method = PdqRegionsMethod(dihedral=True)
-    a, b = Image.fromarray(bridge), Image.fromarray(coaster)
-    assert _distance(method.reference_codes(a), method.query_codes(b)) > THRESHOLD
-    assert _distance(method.reference_codes(b), method.query_codes(a)) > THRESHOLD
+    for method in (PdqRegionsMethod(dihedral=True), PdqTilesMethod(dihedral=True)):
+        assert _paired(method, bridge, coaster) > THRESHOLD, method.name
+        assert _paired(method, coaster, bridge) > THRESHOLD, method.name
 
 
 def test_methods_follow_the_evaluation_contract(bridge: RGB) -> None:

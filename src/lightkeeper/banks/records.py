@@ -26,7 +26,8 @@ MAX_CLASSIFICATION_LEN = 64
 
 #: The region codes an entry of a bank with regions on may hold beside its whole-image PDQ:
 #: the PDQ of fixed crop windows of the banked image (`lightkeeper.signals.regions`'s
-#: `reference_regions` with its default keeps and families; a test checks they agree). The
+#: `reference_regions` with its default keeps and families) and of its 4 x 4 tiles
+#: (`tile_regions`, appended on 2026-11-23; a test checks both agree). The
 #: in-memory index keys a region code by its entry's id and its position here, so this order
 #: never changes: new names are only ever appended.
 REGION_NAMES: tuple[str, ...] = (
@@ -44,6 +45,7 @@ REGION_NAMES: tuple[str, ...] = (
     "region:right-80",
     "region:top-80",
     "region:bottom-80",
+    *(f"region:tile-r{row}c{col}" for row in range(4) for col in range(4)),
 )
 #: What a bank's `region_threshold` is when not set: PDQ's own default threshold.
 DEFAULT_REGION_THRESHOLD = 31
@@ -64,9 +66,10 @@ class Bank:
     match_dihedral: bool
     #: PDQ hashes of lower quality than this are not matched against this bank.
     pdq_quality_floor: int
-    #: Region matching: the bank keeps the PDQ of crop windows of each image added to it
-    #: (`REGION_NAMES`), and uploads are also looked up with windows of themselves and with
-    #: the photo found inside a screenshot. Off by default; see docs/matching.md.
+    #: Region matching: the bank keeps the PDQ of crop windows and tiles of each image added
+    #: to it (`REGION_NAMES`), and uploads are also looked up with windows and tiles of
+    #: themselves and with the photo found inside a screenshot. Off by default; see
+    #: docs/matching.md.
     regions: bool
     #: The largest distance that matches when either side of a pair is a region code (a pair
     #: of whole-image hashes keeps `threshold("pdq")`).

@@ -160,7 +160,7 @@ class BankStore:
     ) -> Bank:
         """Create a bank; `Conflict` if the name is taken, `InvalidRequest` for bad settings.
 
-        `regions` turns region matching on (crops and screenshots; see `Bank.regions`), with
+        `regions` turns region matching on (crops, screenshots, overlays; `Bank.regions`), with
         `region_threshold` for pairs in which a region code takes part.
         """
         validate_bank_name(name)

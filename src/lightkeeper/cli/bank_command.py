@@ -118,8 +118,8 @@ def bank_group() -> None:
     matches it a match; an allow bank holds known false positives, and content that
     matches it has its block matches suppressed. Thresholds are per bank and signal type
     (PDQ default 31); PDQ hashes below a bank's quality floor (default 50) are not matched
-    against it. A bank with regions on also catches crops and screenshots of the images
-    added to it from files (`bank create --regions`).
+    against it. A bank with regions on also catches crops, screenshots and overlaid copies
+    of the images added to it from files (`bank create --regions`).
     """
 
 
@@ -171,9 +171,10 @@ def bank_setting_options(*, for_update: bool) -> Callable[[F], F]:
             # Where a bank is made, what regions are; where one changes, what switching does.
             help="Region matching on or off (codes already kept stay, and match again when on)."
             if for_update
-            else "Region matching, to catch crops and screenshots: keep the PDQ of 14 crop "
-            "windows of each image file added, and look uploads up with windows of themselves "
-            "and with the photo found in a screenshot.",
+            else "Region matching, to catch crops, screenshots and stickers or captions: keep "
+            "the PDQ of 14 crop windows and 16 tiles of each image file added, and look "
+            "uploads up with windows and tiles of themselves and with the photo found in a "
+            "screenshot.",
         ),
         setting(
             "--region-threshold",

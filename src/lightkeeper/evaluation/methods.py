@@ -166,6 +166,12 @@ def _regions(*, dihedral: bool) -> Method:
     return PdqRegionsMethod(dihedral=dihedral)
 
 
+def _tiles(*, dihedral: bool) -> Method:
+    from lightkeeper.signals.regions import PdqTilesMethod
+
+    return PdqTilesMethod(dihedral=dihedral)
+
+
 def _content(*, dihedral: bool) -> Method:
     from lightkeeper.signals.regions import PdqContentMethod
 
@@ -175,7 +181,8 @@ def _content(*, dihedral: bool) -> Method:
 #: The methods ``lightkeeper eval --method NAME`` knows, by name. Another signal adds one
 #: entry whose factory imports its module when called, as the region methods do
 #: (`lightkeeper.signals.regions`: "pdq+regions", a bank with regions on; "pdq+content",
-#: the content finder alone, what a bank of bare hashes gains).
+#: the content finder alone, what a bank of bare hashes gains; "pdq+tiles", the grid of
+#: tiles alone, for overlays).
 METHOD_FACTORIES: dict[str, Callable[[], Method]] = {
     "pdq": lambda: PdqMethod(dihedral=False),
     "pdq+dihedral": lambda: PdqMethod(dihedral=True),
@@ -183,6 +190,8 @@ METHOD_FACTORIES: dict[str, Callable[[], Method]] = {
     "pdq+regions+dihedral": lambda: _regions(dihedral=True),
     "pdq+content": lambda: _content(dihedral=False),
     "pdq+content+dihedral": lambda: _content(dihedral=True),
+    "pdq+tiles": lambda: _tiles(dihedral=False),
+    "pdq+tiles+dihedral": lambda: _tiles(dihedral=True),
 }
 
 #: What a run measures when no method is named.

@@ -37,6 +37,7 @@ from lightkeeper.evaluation.transforms import FAMILIES
 __all__ = [
     "DEFAULT_FAMILIES",
     "EVERYTHING",
+    "OVERLAY_FAMILIES",
     "REGION_FAMILIES",
     "Scope",
     "parse_method_specs",
@@ -55,6 +56,10 @@ REGION_FAMILIES: Final[tuple[str, ...]] = (
     "sticker",
 )
 
+#: Where tiles can change anything: the overlays, which hide part of the picture and leave
+#: the rest where it was.
+OVERLAY_FAMILIES: Final[tuple[str, ...]] = ("text", "watermark", "sticker")
+
 #: The families a method is measured on when it is named without any (``--method NAME``);
 #: methods not listed are measured on every family.
 DEFAULT_FAMILIES: Final[Mapping[str, tuple[str, ...]]] = {
@@ -62,6 +67,8 @@ DEFAULT_FAMILIES: Final[Mapping[str, tuple[str, ...]]] = {
     "pdq+regions+dihedral": REGION_FAMILIES,
     "pdq+content": REGION_FAMILIES,
     "pdq+content+dihedral": REGION_FAMILIES,
+    "pdq+tiles": OVERLAY_FAMILIES,
+    "pdq+tiles+dihedral": OVERLAY_FAMILIES,
 }
 
 

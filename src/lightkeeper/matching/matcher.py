@@ -19,9 +19,9 @@ against the follower's index, then a check of each candidate against its own ban
   call; a rotation only counts for banks that asked. The search radius is the largest
   threshold among the banks taking part; each candidate is then judged by *its* bank's
   threshold, so two banks with different thresholds see the same query differently.
-- **Regions** (crops and screenshots), for banks with ``regions`` on only: an upload is also
-  looked up with the PDQ of crop windows of itself and of the photos found inside it when it
-  is a screenshot (`region_codes.upload_codes`), against the region
+- **Regions** (crops, screenshots, overlays), for banks with ``regions`` on only: an upload
+  is also looked up with the PDQ of crop windows and tiles of itself and of the photos found
+  inside it when it is a screenshot (`region_codes.upload_codes`), against the region
   codes those banks keep for images added to them (`region_index.RegionIndex`), and its
   whole hash meets those codes too (a hash lookup as well). Only pairs that can line up
   count (`lightkeeper.signals.regions.compatible`), each within its bank's

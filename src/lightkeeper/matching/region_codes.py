@@ -2,10 +2,11 @@
 
 - `banked_image`: what a bank with regions on keeps for an image a curator adds: its
   signals (as `lightkeeper.hashing.hash_bytes` names them) and the PDQ of its 14 crop
-  windows (`lightkeeper.signals.regions.reference_regions`), for `BankStore.add_entry`.
+  windows (`lightkeeper.signals.regions.reference_regions`) and 16 tiles (`tile_regions`),
+  for `BankStore.add_entry`.
 - `upload_codes`: what an upload is looked up with when an enabled bank has regions on: its
-  signals and the PDQ of its own crop windows (`query_windows`, 21) and of the photos found
-  inside it when it is a screenshot (`content_regions`, up to 4).
+  signals and the PDQ of its own crop windows (`query_windows`, 21), of its tiles (16) and
+  of the photos found inside it when it is a screenshot (`content_regions`, up to 4).
 
 The signals (the whole image's PDQ, the exact hashes) come from `hash_bytes`, exactly as
 when no bank has regions on: switching regions on for one bank must not change the hash any

@@ -1,10 +1,11 @@
 """`RegionIndex`: the region codes of banked images in memory, beside the entries' indexes.
 
-A bank with regions on keeps, for each image added to it, the PDQ of 14 crop windows of the
-image (`lightkeeper.banks.records.REGION_NAMES`, stored in ``entry_regions``). They live in
-a Hamming index of their own rather than in the entries' PDQ index:
+A bank with regions on keeps, for each image added to it, the PDQ of 14 crop windows and 16
+tiles of the image (`lightkeeper.banks.records.REGION_NAMES`, stored in ``entry_regions``).
+They live in a Hamming index of their own rather than in the entries' PDQ index:
 
-- an upload's crop windows (21 codes) can only meet windows of the bank (see
+- an upload's crop windows (21 codes) and tiles (16) can only meet windows of the same
+  family and the tile at the same position in the bank (see
   `lightkeeper.signals.regions.compatible`), so they search this index only, never the
   entries' index of a national list (about a millisecond per code there, for nothing);
 - banks without regions pay nothing: their entries' index is exactly what it was.

@@ -177,8 +177,9 @@ class BankIn(BaseModel):
     enabled: bool = True
     regions: bool = Field(
         False,
-        description="Region matching (crops and screenshots): keep the PDQ of crop windows "
-        "of each image added from a file, and look uploads up with regions of themselves",
+        description="Region matching (crops, screenshots and overlays): keep the PDQ of crop "
+        "windows and tiles of each image added from a file, and look uploads up with regions "
+        "of themselves",
     )
     region_threshold: int = Field(
         DEFAULT_REGION_THRESHOLD,
@@ -212,7 +213,7 @@ class BankOut(BaseModel):
     enabled: bool
     match_dihedral: bool
     pdq_quality_floor: int
-    regions: bool = Field(description="Region matching (crops and screenshots) is on")
+    regions: bool = Field(description="Region matching (crops, screenshots and overlays) is on")
     region_threshold: int
     thresholds: dict[str, int]
     created_at: datetime
