@@ -9,11 +9,15 @@
 #
 # Methods: PDQ and PDQ with its eight variants on every edit of every photo; the region
 # signal (pdq+regions+dihedral, a bank with regions on that also matches rotations and
-# flips) on the edits where it can matter (crops, borders, screenshots, text, watermark and
-# sticker overlays), on the everyday set, on 1 in $REGION_EVERY photos (index mod
-# $REGION_EVERY = seed mod $REGION_EVERY): its codes cost ~65 ms more per copy, and all of
-# them would take far longer than the 10 minutes `make eval` has. Its unrelated pairs
-# (false matches) cover every photo of both sets.
+# flips) on the edits its windows and content finder are for (crops, borders, screenshots),
+# on the everyday set, on 1 in $REGION_EVERY photos (index mod $REGION_EVERY = seed mod
+# $REGION_EVERY): its codes cost ~65 ms more per copy, and all of them would take far longer
+# than the 10 minutes `make eval` has. Its part for overlays, the tiles
+# (pdq+tiles+dihedral: the same tile codes, compatible pairs and whole-image codes, without
+# the windows and the content finder, so what it finds the region signal finds too), costs
+# a few milliseconds a copy and is measured on the text, watermark and sticker overlays of
+# every everyday photo. Both methods' unrelated pairs (false matches) cover every photo of
+# both sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LK=${LK:-.venv/bin/lightkeeper}
@@ -23,7 +27,9 @@ EVERYDAY=${LIGHTKEEPER_EVERYDAY_SET:-A_deb_terrestrial}
 REGION_EVERY=${LIGHTKEEPER_REGION_EVERY:-4}
 start=$(date +%s)
 "$LK" eval --corpus "$CORPUS" --manifest "$MANIFEST" \
-  --method pdq,pdq+dihedral --method pdq+regions+dihedral \
+  --method pdq,pdq+dihedral \
+  --method pdq+regions+dihedral:crop-centre,crop-edge,border,screenshot \
+  --method pdq+tiles+dihedral@1 \
   --sample-sets "$EVERYDAY" --sample-every "$REGION_EVERY" \
   --out bench/results/accuracy --docs docs/accuracy.md "$@"
 echo "eval.sh: done in $(( $(date +%s) - start )) s" >&2

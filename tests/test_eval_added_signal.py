@@ -205,7 +205,17 @@ def curve(method: str, transform: str, recall: float, copies: int, sample: str) 
     within = tuple(found if t < 200 else copies for t in range(257))
     family, strength = transform.split("/")
     return RecallCurve(
-        "everyday", method, transform, family, strength, copies, within, within, sample
+        "everyday",
+        method,
+        transform,
+        family,
+        strength,
+        copies,
+        within,
+        within,
+        sample,
+        gated_copies=copies,
+        gated_within=within,
     )
 
 
@@ -311,3 +321,24 @@ def test_the_json_carries_each_kinds_verdict(tmp_path: Path) -> None:
         "recall": 0.5,
         "passed": False,
     }
+
+
+def test_a_signal_is_held_only_to_the_recall_rows_of_the_edits_it_was_measured_on() -> None:
+    crops = Scope(frozenset({"crop-edge", "screenshot"}), every=4).describe(0)
+    overlays = Scope(frozenset({"text", "watermark", "sticker"})).describe(0)
+    labels = [
+        r.label
+        for r in checks.requirements(
+            ("pdq", "pdq+dihedral", "pdq+regions", "pdq+tiles"),
+            {"pdq+regions": crops, "pdq+tiles": overlays},
+        )
+    ][len(checks.MUST_SHOW) :]
+    assert labels == [
+        "crops <= 20% and screenshots (pdq+dihedral)",
+        "crops <= 20% and screenshots (pdq+regions)",
+        "no false match among distinct photos (pdq+regions)",
+        "overlays covering <= 10% (pdq+tiles)",
+        "no false match among distinct photos (pdq+tiles)",
+    ]
+    # Without scopes (every edit measured) each added signal has all three.
+    assert len(checks.requirements(("pdq", "pdq+regions"))) == len(checks.MUST_SHOW) + 3

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageEnhance, ImageOps
 
 from conftest import synthetic_photo
 from lightkeeper.errors import InputError
@@ -27,7 +27,7 @@ from lightkeeper.evaluation.methods import (
     pairwise_min_distances,
     pdq_of,
 )
-from lightkeeper.evaluation.transforms import standard_suite
+from lightkeeper.evaluation.transforms import Transform, standard_suite
 from lightkeeper.signals.pdq import hash_pixels, hash_pixels_dihedral, hex_to_code
 
 BY_ID = {t.id: t for t in standard_suite()}
@@ -291,6 +291,69 @@ def test_uploads_under_the_quality_floor_are_left_out_of_gated_pairs_and_the_fit
     assert fit.quality_floor == 50 and fit.pairs == 3 * 4  # uploads: the 3 photos that pass
     assert fit.observed[0] == 0
     assert result.sets[0].originals_below_floor == 2
+
+
+def _faded(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A tenth of the contrast: PDQ keeps its bits (2-4 apart) but its quality falls to 6-8."""
+    return ImageEnhance.Contrast(image).enhance(0.1)
+
+
+class MarkedRegion:
+    """A toy paired method: the whole image's codes and one code named "region:mark" (the
+    PDQ of the original's top half, which an upload is looked up with whatever its own
+    quality: the method gates its region codes itself)."""
+
+    name = "pdq+mark"
+    signal_type = "pdq"
+
+    def named_reference_codes(self, image: Image.Image) -> list[tuple[str, bytes]]:
+        top = pdq_of(image.crop((0, 0, image.width, image.height // 2))).code
+        return [("whole", pdq_of(image).code), ("region:mark", top)]
+
+    def named_query_codes(self, image: Image.Image) -> list[tuple[str, bytes]]:
+        # The copy's top half, faded back: what a region code that passed its floor gives.
+        top = image.crop((0, 0, image.width, image.height // 2))
+        restored = ImageOps.autocontrast(top)
+        return [("whole", pdq_of(image).code), ("region:mark", pdq_of(restored).code)]
+
+    def reference_codes(self, image: Image.Image) -> list[bytes]:
+        return [code for _, code in self.named_reference_codes(image)]
+
+    def query_codes(self, image: Image.Image) -> list[bytes]:
+        return [code for _, code in self.named_query_codes(image)]
+
+    def compatible(self, reference: str, query: str) -> bool:
+        return reference == query
+
+
+def test_recall_is_judged_as_the_matcher_finds_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_set(tmp_path, "mixed", [1, 2, 3])
+    Image.new("RGB", (160, 120), (40, 40, 40)).save(tmp_path / "mixed" / "flat.png")
+    faded = Transform("contrast", "faded", _faded)
+    result = run_evaluation(
+        find_sets(tmp_path),
+        methods=[PdqMethod(), MarkedRegion()],
+        suite=(BY_ID["none/none"], faded),
+        workers=1,
+        replicates=5,
+    )
+    same = result.curve("mixed", "pdq", "none/none")
+    # By distance alone the flat photo is found: its copy is itself. No bank would match
+    # it (quality 0), so it is left out of the gated figure, neither found nor missed.
+    assert (same.copies, same.recall(0)) == (4, 1.0)
+    assert (same.gated_copies, same.gated_recall(0)) == (3, 1.0)
+    plain = result.curve("mixed", "pdq", "contrast/faded")
+    assert plain.recall(31) == 1.0  # a few bits from the original …
+    assert plain.gated_copies == 3 and plain.gated_recall(31) == 0.0  # … and never looked up
+    marked = result.curve("mixed", "pdq+mark", "contrast/faded")
+    assert marked.gated_recall(31) == 1.0  # found through its region code
+    # The checks judge what the matcher finds, and show the distance-only figure beside it.
+    monkeypatch.setattr(checks, "MUST_SHOW", (checks.Requirement("faded", "pdq", (faded.id,)),))
+    (check, *_) = checks.must_show(result, "mixed")
+    assert (check.passed, check.measured, check.worst) == (False, 0.0, "contrast/faded")
+    assert (check.every_photo, check.every_photo_worst) == (1.0, "contrast/faded")
 
 
 def test_more_query_codes_never_give_a_larger_pair_distance(photo_root: Path) -> None:

@@ -19,6 +19,7 @@ from lightkeeper.evaluation.harness import Evaluation, run_evaluation
 from lightkeeper.evaluation.methods import PdqMethod, pdq_of
 from lightkeeper.evaluation.scopes import (
     DEFAULT_FAMILIES,
+    OVERLAY_FAMILIES,
     REGION_FAMILIES,
     Scope,
     parse_method_specs,
@@ -79,10 +80,29 @@ def test_the_photo_sample_applies_to_restricted_methods_only() -> None:
     assert found["pdq+regions"] == Scope(frozenset(REGION_FAMILIES), frozenset({"everyday"}), 4)
 
 
+def test_a_method_can_have_its_own_photo_sample() -> None:
+    found = dict(
+        specs(
+            "pdq+regions:crop-edge,pdq+tiles+dihedral@1",
+            "pdq+content@2:border",
+            sets=["everyday"],
+            every=4,
+        )
+    )
+    assert found["pdq+regions"] == Scope(frozenset({"crop-edge"}), frozenset({"everyday"}), 4)
+    assert found["pdq+tiles+dihedral"] == Scope(
+        frozenset(OVERLAY_FAMILIES), frozenset({"everyday"}), 1
+    )
+    assert found["pdq+content"] == Scope(frozenset({"border"}), frozenset({"everyday"}), 2)
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         (["pdq+regions:crops"], r"unknown transform families \['crops'\] \(known: none, resize"),
+        (["pdq+tiles@0"], r"'pdq\+tiles@0': after '@' comes K >= 1"),
+        (["pdq+tiles@x"], r"after '@' comes K >= 1"),
+        (["pdq+regions:border@2"], r"unknown transform families \['border@2'\]"),
         (["nope"], "unknown evaluation method 'nope'"),
         (["pdq+regions:"], r"no transform family after 'pdq\+regions:'"),
         (["pdq", "pdq"], "named more than once: pdq"),

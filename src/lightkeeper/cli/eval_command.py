@@ -103,11 +103,13 @@ def _split(values: Sequence[str]) -> list[str]:
     "--method",
     "methods",
     multiple=True,
-    metavar="NAME[:FAMILY,…]",
+    metavar="NAME[@K][:FAMILY,…]",
     help="A method to evaluate (repeatable) [default: pdq, pdq+dihedral]; an unknown name "
     "lists the known ones. NAME:FAMILY,… measures its copies in those edit families only, "
     "NAME:all in every one; the region methods (pdq+regions…, pdq+content…) default to "
-    "crop-centre, crop-edge, border, screenshot, text, watermark and sticker.",
+    "crop-centre, crop-edge, border, screenshot, text, watermark and sticker, the tiles "
+    "(pdq+tiles…) to text, watermark and sticker. NAME@K measures a method restricted to "
+    "some families on 1 in K photos instead of --sample-every's (@1: every photo).",
 )
 @click.option(
     "--sample-every",

@@ -1,28 +1,40 @@
 """The must-show checks of issue 5, computed from an evaluation rather than asserted in prose.
 
-Each `Requirement` names transforms (by id), the method they are judged under, the
-threshold and the least recall; the false-match requirement asks for no unrelated pair
-of the set within the threshold, all eight variants considered. `must_show` evaluates
-every requirement on one set; the report shows the table for each set (the everyday set
-is the one the issue holds to it; the astronomy set is a stress case that may fail).
+Each `Requirement` names transforms (by id), the method they are judged under, the threshold
+and the least recall; the false-match requirement asks for no unrelated pair of the set
+within the threshold, all eight variants considered.
+
+Recall is judged as the product finds copies (`RecallCurve.gated_recall`): over the photos
+whose PDQ passes the quality floor, the copies the matcher would match, a copy under the
+floor counting only through the region codes that pass it (the matcher looks up no hash
+under the floor). A photo under the floor has a hash that describes too little of it to be
+matched safely, and most of its copies fall under the floor too; the report counts such
+photos apart (`SetSummary.originals_below_floor`), and their copies count neither as found
+because their distance happens to be small nor as missed. Each check also carries the
+distance-only figure over every photo (`CheckResult.every_photo`), shown beside it.
+`must_show` evaluates every requirement on one set; the report shows the table for each set
+(the everyday set is the one the issue holds to it; the astronomy set is a stress case that
+may fail).
 
 An added signal (any method of a run other than the built-in PDQ ones) is held to its own
 three: recall >= 90% on crops up to 20% and on screenshots, the overlay row's 99 %, and no
-false match; the same crop and screenshot row is shown for pdq+dihedral, the baseline it is
-compared with.
+false match (a recall row only where the run measured the signal on those edits at all:
+`requirements` with the run's scopes); the same crop and screenshot row is shown for
+pdq+dihedral, the baseline it is compared with.
 
 That row gives the worst case only. `crops_and_screenshots` is the issue's second check in
 full: for each added signal, each crop kind and strength up to 20 % and each screenshot
 layout, the recall of PDQ alone (`baseline_of`: with the same eight variants or none) and
 with the signal, on the same copies, each judged against 90 %; and the signal's false
-matches among the set's unrelated pairs. Which kinds pass and which do not is read off
-the figures, never written by hand.
+matches among the set's unrelated pairs. Which kinds pass and which do not is read off the
+figures, never written by hand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from lightkeeper.evaluation.harness import Evaluation
 
@@ -38,6 +50,7 @@ __all__ = [
     "added_methods",
     "baseline_of",
     "crops_and_screenshots",
+    "measures",
     "must_show",
     "requirements",
 ]
@@ -111,12 +124,30 @@ def baseline_of(method: str) -> str:
     return "pdq+dihedral" if method.endswith("+dihedral") else "pdq"
 
 
-def requirements(methods: tuple[str, ...]) -> list[Requirement]:
+def _families(transforms: tuple[str, ...]) -> set[str]:
+    return {t.partition("/")[0] for t in transforms}
+
+
+def measures(
+    scopes: Mapping[str, Mapping[str, Any]], method: str, transforms: tuple[str, ...]
+) -> bool:
+    """Whether a run's `scopes` (`Evaluation.scopes`) let `method` measure any of
+    `transforms` (a method without a scope is measured on every edit)."""
+    families = scopes.get(method, {}).get("families")
+    return families is None or bool(_families(transforms) & set(families))
+
+
+def requirements(
+    methods: tuple[str, ...], scopes: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Requirement]:
     """`MUST_SHOW`, then the crop, screenshot and false-match rows of each added signal
-    (and the crop and screenshot row of its pdq+dihedral baseline)."""
+    (and the crop and screenshot row of its pdq+dihedral baseline); an added signal's
+    recall rows only where its scope (`scopes`, by method) covers those edits."""
     found = list(MUST_SHOW)
+    scopes = scopes or {}
     for method in methods:
-        if method == "pdq+dihedral" or method not in _BUILT_IN:
+        added = method not in _BUILT_IN
+        if method == "pdq+dihedral" or (added and measures(scopes, method, CROPS_AND_SCREENSHOTS)):
             found.append(
                 Requirement(
                     f"crops <= 20% and screenshots ({method})",
@@ -125,8 +156,9 @@ def requirements(methods: tuple[str, ...]) -> list[Requirement]:
                     min_recall=0.90,
                 )
             )
-        if method not in _BUILT_IN:
+        if added and measures(scopes, method, OVERLAYS):
             found.append(Requirement(f"overlays covering <= 10% ({method})", method, OVERLAYS))
+        if added:
             found.append(
                 Requirement(f"no false match among distinct photos ({method})", method, ())
             )
@@ -147,12 +179,16 @@ class CheckResult:
     worst: str
     #: None when the run did not measure it (method or transforms not in the run).
     passed: bool | None
+    #: For a recall row: the worst recall by distance alone over every photo of the set,
+    #: quality aside (what the figure would be without the floor), and its transform.
+    every_photo: float | None = None
+    every_photo_worst: str = ""
 
 
 def must_show(evaluation: Evaluation, set_name: str) -> list[CheckResult]:
     """Every `MUST_SHOW` requirement judged on one set of the evaluation."""
     results: list[CheckResult] = []
-    for req in requirements(evaluation.methods):
+    for req in requirements(evaluation.methods, evaluation.scopes):
         if not req.transforms:
             stats = evaluation.pair_stats(set_name, req.method)
             if stats is None:
@@ -187,13 +223,16 @@ def must_show(evaluation: Evaluation, set_name: str) -> list[CheckResult]:
             continue
         required = f"recall >= {req.min_recall:.0%}"
         measured: list[tuple[float, str]] = []
+        every: list[tuple[float, str]] = []
         for transform in req.transforms:
             try:
                 curve = evaluation.curve(set_name, req.method, transform)
             except KeyError:
                 continue
+            if curve.gated_copies:
+                measured.append((curve.gated_recall(req.threshold), transform))
             if curve.copies:
-                measured.append((curve.recall(req.threshold), transform))
+                every.append((curve.recall(req.threshold), transform))
         if not measured:
             results.append(
                 CheckResult(
@@ -202,6 +241,7 @@ def must_show(evaluation: Evaluation, set_name: str) -> list[CheckResult]:
             )
             continue
         recall, transform = min(measured)
+        every_recall, every_transform = min(every)
         results.append(
             CheckResult(
                 set_name,
@@ -212,6 +252,8 @@ def must_show(evaluation: Evaluation, set_name: str) -> list[CheckResult]:
                 recall,
                 transform,
                 recall >= req.min_recall,
+                every_recall,
+                every_transform,
             )
         )
     return results
@@ -279,16 +321,18 @@ def _recall(
         curve = evaluation.curve(set_name, method, transform, sample)
     except KeyError:
         return None
-    if not curve.copies:
+    if not curve.gated_copies:
         return None
-    return curve.copies, curve.recall(evaluation.default_threshold)
+    return curve.gated_copies, curve.gated_recall(evaluation.default_threshold)
 
 
 def crops_and_screenshots(evaluation: Evaluation, set_name: str) -> list[CropScreenshotCheck]:
     """The crop and screenshot check of every added signal of the run in one set: per
     transform of `CROPS_AND_SCREENSHOTS`, PDQ alone and with the signal on the same copies
-    (the signal's own photo sample) at the default threshold, each row judged against
-    `ADDED_MIN_RECALL`; and the signal's false matches among the set's unrelated pairs."""
+    (the signal's own photo sample) at the default threshold, as the product finds them
+    (`RecallCurve.gated_recall`: copies of the photos at or above the quality floor), each
+    row judged against `ADDED_MIN_RECALL`; and the signal's false matches among the set's
+    unrelated pairs."""
     threshold = evaluation.default_threshold
     found: list[CropScreenshotCheck] = []
     for method in added_methods(evaluation.methods):

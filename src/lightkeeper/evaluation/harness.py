@@ -8,7 +8,10 @@ every method for its codes. It measures:
 
 - **recall**: per (set, method, transform), how many copies lie within each threshold
   0..256 of their original (`RecallCurve.within`, cumulative, so recall at a threshold is
-  one lookup), and how many of those also pass the PDQ quality floor;
+  one lookup), and how many of those also pass the PDQ quality floor; and the recall the
+  must-show checks judge (`RecallCurve.gated_recall`): over the photos whose original
+  passes PDQ's quality floor, the copies the matcher would match (a whole-image code of a
+  copy under the floor does not count, as the matcher looks up no such hash);
 - **unrelated pairs**: per (set, method), the distance between every two distinct
   originals of the set, one as the banked reference and the other as the upload (never
   across sets): the histogram, the minimum, the closest pairs, and the false-match count
@@ -51,12 +54,14 @@ from lightkeeper.evaluation.corpus import PhotoSet
 from lightkeeper.evaluation.methods import (
     CODE_BITS,
     DEFAULT_METHODS,
+    FAR,
     Method,
     PairedMethod,
     allowed_matrix,
     codes_array,
     copy_distances,
     get_method,
+    is_whole_image,
     pairwise_min_distances,
     pdq_of,
 )
@@ -128,6 +133,8 @@ class _Settings:
     scopes: tuple[Scope, ...]
     #: One per method: whether it is a `PairedMethod` (checked once, not per copy).
     paired: tuple[bool, ...]
+    #: PDQ's quality floor: a copy under it is not looked up with its whole-image codes.
+    quality_floor: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,9 @@ class _PhotoResult:
     reference: tuple[NDArray[np.uint8], ...] = ()
     query: tuple[NDArray[np.uint8], ...] = ()
     distances: tuple[NDArray[np.int16], ...] = ()
+    #: The same, counting only the codes the matcher looks a copy up with: its whole-image
+    #: codes only where its PDQ quality passes the floor (`FAR` when no code is left).
+    gated: tuple[NDArray[np.int16], ...] = ()
     #: Per method: the names of the reference and query codes (empty unless paired).
     reference_names: tuple[tuple[str, ...], ...] = ()
     query_names: tuple[tuple[str, ...], ...] = ()
@@ -215,23 +225,38 @@ def _evaluate_photo(settings: _Settings, job: _Job) -> _PhotoResult:
         for k, method in enumerate(methods):
             if covered[k, index]:
                 copy_codes[k].append(_codes(method, settings.paired[k], copy, reference=False))
-    distances = []
+    distances, gated = [], []
     for k, method in enumerate(methods):
         found = np.full(len(suite), NOT_MEASURED, dtype=np.int16)
+        found_gated = found.copy()
         if copy_codes[k]:
-            allowed = None
+            queries = [codes for codes, _ in copy_codes[k]]
+            ref_codes, ref_names = reference[k]
+            # Which query codes the matcher looks up: not the whole image's when the copy
+            # is under the floor (an unpaired method's codes are all the whole image's).
+            low = copy_quality[covered[k]] < settings.quality_floor
             if settings.paired[k]:
                 assert isinstance(method, PairedMethod)
                 cache = _COMPATIBLE.setdefault(method.name, {})
-                ref_names = reference[k][1]
                 allowed = np.concatenate(
                     [allowed_matrix(method, ref_names, names, cache) for _, names in copy_codes[k]],
                     axis=1,
                 )
-            found[covered[k]] = copy_distances(
-                reference[k][0], [codes for codes, _ in copy_codes[k]], allowed
-            )
+                looked_up = np.concatenate(
+                    [
+                        [not (dropped and is_whole_image(n)) for n in names]
+                        for dropped, (_, names) in zip(low, copy_codes[k], strict=True)
+                    ]
+                ).astype(np.bool_)
+                found[covered[k]] = copy_distances(ref_codes, queries, allowed)
+                found_gated[covered[k]] = copy_distances(
+                    ref_codes, queries, allowed & looked_up[None, :]
+                )
+            else:
+                found[covered[k]] = copy_distances(ref_codes, queries)
+                found_gated[covered[k]] = np.where(low, FAR, found[covered[k]])
         distances.append(found)
+        gated.append(found_gated)
     return _PhotoResult(
         job,
         quality=quality,
@@ -239,6 +264,7 @@ def _evaluate_photo(settings: _Settings, job: _Job) -> _PhotoResult:
         reference=tuple(codes for codes, _ in reference),
         query=tuple(codes for codes, _ in query),
         distances=tuple(distances),
+        gated=tuple(gated),
         reference_names=tuple(names for _, names in reference),
         query_names=tuple(names for _, names in query),
         seconds=time.perf_counter() - start,
@@ -328,7 +354,8 @@ def _set_figures(
     )
     made = copy_quality != NOT_MEASURED
     passes = copy_quality >= quality_floor
-    curves = _recall_curves(photo_set.name, good, settings, passes)
+    original_ok = np.array([r.quality >= quality_floor for r in good], dtype=np.bool_)
+    curves = _recall_curves(photo_set.name, good, settings, passes, original_ok)
     quality = [
         CopyQuality(
             photo_set.name, t.id, int(made[:, j].sum()), int((made[:, j] & ~passes[:, j]).sum())
@@ -381,18 +408,25 @@ def _set_figures(
 
 
 def _recall_curves(
-    set_name: str, good: list[_PhotoResult], settings: _Settings, passes: NDArray[np.bool_]
+    set_name: str,
+    good: list[_PhotoResult],
+    settings: _Settings,
+    passes: NDArray[np.bool_],
+    original_ok: NDArray[np.bool_],
 ) -> list[RecallCurve]:
     """Each method's curves on its own copies; then, for each photo sample of a method
     measured on a sample, the other methods' curves on the same copies (where they
-    measured all of them), so that methods are compared on the same copies."""
+    measured all of them), so that methods are compared on the same copies. `passes`:
+    which copies pass the quality floor; `original_ok`: which photos do."""
     suite = settings.suite
-    matrices = [
-        np.stack([r.distances[k] for r in good])
-        if good
-        else np.zeros((0, len(suite)), dtype=np.int16)
-        for k in range(len(settings.methods))
-    ]
+
+    def stacked(field: str, k: int) -> NDArray[np.int16]:
+        if not good:
+            return np.zeros((0, len(suite)), dtype=np.int16)
+        return np.stack([getattr(r, field)[k] for r in good])
+
+    matrices = [stacked("distances", k) for k in range(len(settings.methods))]
+    gated = [stacked("gated", k) for k in range(len(settings.methods))]
     samples = [scope.sample(settings.seed) for scope in settings.scopes]
     curves: list[RecallCurve] = []
     seen: set[tuple[str, str, str]] = set()
@@ -403,6 +437,7 @@ def _recall_curves(
             return
         seen.add(key)
         column = matrices[k][rows, j]
+        usable = gated[k][rows & original_ok, j]
         transform = suite[j]
         curves.append(
             RecallCurve(
@@ -415,6 +450,8 @@ def _recall_curves(
                 within=_cumulative(column),
                 within_quality=_cumulative(column[passes[rows, j]]),
                 sample=sample,
+                gated_copies=len(usable),
+                gated_within=_cumulative(usable),
             )
         )
 
@@ -582,6 +619,7 @@ def run_evaluation(
         max_side,
         tuple(chosen_scopes.get(n, Scope()) for n in names),
         tuple(isinstance(m, PairedMethod) for m in chosen),
+        floor,
     )
     jobs = [
         _Job(s, photo_set.name, i, path)

@@ -24,7 +24,10 @@ its codes carry names, and `compatible(reference name, query name)` says which p
 does). The harness then measures it the way the product counts: the distance of a pair is
 the smallest over the compatible code pairs only (`copy_distances` and
 `pairwise_min_distances` with `allowed`), and the unrelated pairs also record the smallest
-over every code pair, to show what pairing removes.
+over every code pair, to show what pairing removes. Its codes named ``"whole"`` or
+``"whole:K"`` are the whole image's (and its rotations and flips): the harness holds them to
+the copy's PDQ quality floor as the matcher does (`is_whole_image`); the method itself drops
+any other code under the floor, as the region signal does.
 
 A new method is added to a run with ``run_evaluation(..., methods=[...])``, and to the
 ``lightkeeper eval --method NAME`` choices by one entry in `METHOD_FACTORIES`; factories
@@ -57,6 +60,7 @@ __all__ = [
     "codes_array",
     "copy_distances",
     "get_method",
+    "is_whole_image",
     "pairwise_min_distances",
     "pdq_of",
 ]
@@ -98,6 +102,13 @@ class PairedMethod(Method, Protocol):
     def compatible(self, reference: str, query: str) -> bool:
         """Whether the matcher counts a pair of a reference code and a query code so named."""
         ...
+
+
+def is_whole_image(name: str) -> bool:
+    """Whether a paired method's code so named is the whole image's ("whole", or "whole:K"
+    for a rotation or flip of it), which the matcher looks up only when the upload's PDQ
+    quality passes the floor."""
+    return name == "whole" or name.startswith("whole:")
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def apply_command(rec: Recommendation, bank: str = "NAME") -> str:
         return f"# no {rec.signal_type} threshold meets the target at this list size and volume"
     dihedral = " --dihedral" if rec.method.endswith("+dihedral") else ""
     t = rec.threshold
-    if "+regions" in rec.method or "+content" in rec.method:
+    if any(part in rec.method for part in ("+regions", "+content", "+tiles")):
         # The measured distance is the closest of whole-image and region pairs: both
         # thresholds of a bank with regions on bound it.
         return (

@@ -48,9 +48,25 @@ class RecallCurve:
     #: The photos whose copies are counted: "" every photo of the set, else a sample in
     #: words (`Scope.sample`), the same for every method counted on it.
     sample: str = ""
+    #: The copies of originals whose PDQ quality passes the floor (the photos a PDQ bank
+    #: can match at all; the others are counted in `SetSummary.originals_below_floor`).
+    gated_copies: int = 0
+    #: … of which those within t that the matcher would match: the whole image's codes
+    #: count only where the copy's PDQ quality passes the floor too, as the matcher looks
+    #: up no hash under it (a region code under the floor is never made). Empty in results
+    #: written before these were measured.
+    gated_within: tuple[int, ...] = ()
 
     def recall(self, threshold: int) -> float:
+        """Distance only: copies within `threshold`, of every photo, whatever their quality."""
         return self.within[threshold] / self.copies if self.copies else float("nan")
+
+    def gated_recall(self, threshold: int) -> float:
+        """What the matcher finds: of the copies of photos at or above the quality floor,
+        those it would match at `threshold` (NaN when not measured)."""
+        if not self.gated_copies or not self.gated_within:
+            return float("nan")
+        return self.gated_within[threshold] / self.gated_copies
 
 
 @dataclass(frozen=True)
@@ -191,6 +207,7 @@ class Evaluation:
                         **c,
                         "within": tuple(c["within"]),
                         "within_quality": tuple(c["within_quality"]),
+                        "gated_within": tuple(c.get("gated_within", ())),
                     }
                 )
                 for c in data["recall"]

@@ -22,7 +22,8 @@ measured on every photo of every set. The harness also measures the unrestricted
 compared on the same copies (`RecallCurve.sample`).
 
 On the command line a method is named ``NAME`` (its default scope), ``NAME:FAMILY,FAMILY``
-(those families) or ``NAME:all`` (every family); `parse_method_specs` reads that.
+(those families) or ``NAME:all`` (every family), and ``NAME@K`` gives it its own photo
+sample, 1 in K (``@1``: every photo), instead of the run's; `parse_method_specs` reads that.
 """
 
 from __future__ import annotations
@@ -148,27 +149,29 @@ def parse_method_specs(
 ) -> list[tuple[Method, Scope]]:
     """Methods and their scopes from ``--method`` values: ``NAME``, ``NAME:FAMILY,FAMILY``
     or ``NAME:all``, several per value separated by commas (``pdq,pdq+dihedral``; a name
-    after a family list starts the next method). A method restricted to some families
-    (by default or by name) has its copies measured only in `sets` (None: all) and on 1
-    in `every` photos; the others on every copy. ValueError names what is unknown."""
+    after a family list starts the next method), each name optionally ``NAME@K``. A method
+    restricted to some families (by default or by name) has its copies measured only in
+    `sets` (None: all) and on 1 in `every` photos, or 1 in K where it says ``@K``; the
+    others on every copy. ValueError names what is unknown."""
     tokens = [part.strip() for spec in specs for part in spec.split(",") if part.strip()]
-    parsed: list[tuple[str, list[str] | None]] = []
+    parsed: list[tuple[str, list[str] | None, int]] = []
     for token in tokens:
-        name, colon, first = token.partition(":")
+        head, colon, first = token.partition(":")
+        name, sample = _name_and_sample(head.strip(), every)
         if colon:
-            parsed.append((name.strip(), [first.strip()] if first.strip() else []))
+            parsed.append((name, [first.strip()] if first.strip() else [], sample))
         else:
             previous = parsed[-1][1] if parsed else None
-            if token in METHOD_FACTORIES or previous is None:
-                parsed.append((token, None))
+            if name in METHOD_FACTORIES or previous is None:
+                parsed.append((name, None, sample))
             else:
                 previous.append(token)  # one more family of the method before it
-    names = [name for name, _ in parsed]
+    names = [name for name, _, _ in parsed]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ValueError(f"a method is named more than once: {', '.join(twice)}")
     found: list[tuple[Method, Scope]] = []
-    for name, families in parsed:
+    for name, families, sample in parsed:
         method = get_method(name)
         if families is None:
             chosen = DEFAULT_FAMILIES.get(name)
@@ -181,5 +184,15 @@ def parse_method_specs(
         if chosen is None:
             found.append((method, Scope()))
         else:
-            found.append((method, Scope(frozenset(chosen)).with_photos(sets=sets, every=every)))
+            found.append((method, Scope(frozenset(chosen)).with_photos(sets=sets, every=sample)))
     return found
+
+
+def _name_and_sample(head: str, every: int) -> tuple[str, int]:
+    """("NAME", K) from "NAME@K", ("NAME", `every`) from "NAME"."""
+    name, at, count = head.partition("@")
+    if not at:
+        return name, every
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError(f"{head!r}: after '@' comes K >= 1, the photo sample 1 in K")
+    return name, int(count)

@@ -91,7 +91,10 @@ def check_cell(check: CheckResult) -> str:
         return "not measured"
     mark = "PASS" if check.passed else "FAIL"
     if check.required.startswith("recall"):
-        return f"{mark} {pct(check.measured)} (worst {check.worst})"
+        every = ""
+        if check.every_photo is not None:
+            every = f"; by distance, every photo: {pct(check.every_photo)}"
+        return f"{mark} {pct(check.measured)} (worst {check.worst}{every})"
     count = int(check.measured or 0)
     return f"{mark} {count} false"
 
