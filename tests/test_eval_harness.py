@@ -27,6 +27,7 @@ from lightkeeper.evaluation.methods import (
     pairwise_min_distances,
     pdq_of,
 )
+from lightkeeper.evaluation.tables import check_cell, pct
 from lightkeeper.evaluation.transforms import Transform, standard_suite
 from lightkeeper.signals.pdq import hash_pixels, hash_pixels_dihedral, hex_to_code
 
@@ -390,6 +391,21 @@ def test_the_json_round_trips(evaluation: Evaluation) -> None:
     data = orjson.loads(orjson.dumps(evaluation.to_json()))
     assert data["schema"] == "lightkeeper-accuracy/1"
     assert Evaluation.from_json(data) == evaluation
+
+
+def test_a_json_written_before_gated_recall_is_redrawn_but_not_judged(
+    evaluation: Evaluation,
+) -> None:
+    data = orjson.loads(orjson.dumps(evaluation.to_json()))
+    for curve in data["recall"]:
+        del curve["gated_copies"], curve["gated_within"]
+    older = Evaluation.from_json(data)
+    (check,) = [c for c in checks.must_show(older, "everyday") if c.label == "JPEG quality >= 30"]
+    assert check.passed is None and check.measured is None
+    assert check.every_photo == older.curve("everyday", "pdq", "jpeg/q75").recall(31)
+    assert check_cell(check) == f"not judged (by distance, every photo: {pct(check.every_photo)})"
+    judged = [c for c in checks.must_show(evaluation, "everyday") if c.label == check.label]
+    assert judged[0].passed is not None  # the same run, with its gated figures, is judged
 
 
 def test_a_json_of_another_schema_is_refused(evaluation: Evaluation) -> None:

@@ -233,15 +233,26 @@ def must_show(evaluation: Evaluation, set_name: str) -> list[CheckResult]:
                 measured.append((curve.gated_recall(req.threshold), transform))
             if curve.copies:
                 every.append((curve.recall(req.threshold), transform))
+        every_recall, every_transform = min(every) if every else (None, "")
         if not measured:
+            # No copy of a photo above the floor (or a file written before gated figures
+            # were kept): not judged, but the distance-only figure is still shown.
             results.append(
                 CheckResult(
-                    set_name, req.label, req.method, req.threshold, required, None, "", None
+                    set_name,
+                    req.label,
+                    req.method,
+                    req.threshold,
+                    required,
+                    None,
+                    "",
+                    None,
+                    every_recall,
+                    every_transform,
                 )
             )
             continue
         recall, transform = min(measured)
-        every_recall, every_transform = min(every)
         results.append(
             CheckResult(
                 set_name,

@@ -87,14 +87,16 @@ def must_show_rows(evaluation: Evaluation) -> tuple[Row, list[Row]]:
 
 
 def check_cell(check: CheckResult) -> str:
+    every = ""
+    if check.every_photo is not None:
+        every = f"by distance, every photo: {pct(check.every_photo)}"
     if check.passed is None:
-        return "not measured"
+        # Copies by distance but none of a photo above the quality floor, or a file
+        # written before the gated figures were kept.
+        return f"not judged ({every})" if every else "not measured"
     mark = "PASS" if check.passed else "FAIL"
     if check.required.startswith("recall"):
-        every = ""
-        if check.every_photo is not None:
-            every = f"; by distance, every photo: {pct(check.every_photo)}"
-        return f"{mark} {pct(check.measured)} (worst {check.worst}{every})"
+        return f"{mark} {pct(check.measured)} (worst {check.worst}{'; ' + every if every else ''})"
     count = int(check.measured or 0)
     return f"{mark} {count} false"
 

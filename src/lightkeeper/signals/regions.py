@@ -59,9 +59,10 @@ Three parts, switched separately (`RegionHasher`).
    20 % 77, 54, 25 and 5 % -> 100, 99.3, 99.6 and 99.6 %; captions of 5, 10 and 20 % 89,
    67 and 23 % -> 99.6, 99.6 and 98.9 %; watermarks 96-99 % -> 99.6-100 %.
    Missed: photos with few textured tiles, whose tiles of sky or wall fall under the quality
-   floor (a flat tile would match any other flat tile: at a floor of 45, two unrelated
-   astronomy tiles came 20 bits apart), and any edit that moves the grid (a crop, a
-   border, a rotation: the windows' and the content finder's work).
+   floor (a flat tile would match any other flat tile: with a floor of 45, a one-off scan
+   of every photo of both sets, not a kept benchmark, found two unrelated astronomy tiles
+   20 bits apart), and any edit that moves the grid (a crop, a border, a rotation: the
+   windows' and the content finder's work).
 
 False matches. Every extra code pair is another chance of one, so a matcher should count only
 pairs that can line up (`compatible`): a window of the upload is smaller than the upload, so
