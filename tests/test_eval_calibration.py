@@ -15,7 +15,7 @@ from lightkeeper.evaluation.calibration import (
     LOG10_FLOOR,
     UPLOADS_PER_DAY,
     TailFit,
-    _log10_normal_cdf,
+    _log10_sum,
     calibration_table,
     fit_tail,
     recommend,
@@ -77,14 +77,16 @@ def test_a_measured_close_pair_is_never_argued_away() -> None:
 def test_only_valid_pairs_are_fitted() -> None:
     matrix = normal_pairs(30, 128.0, 10.0, seed=2)
     matrix[:, 0] = matrix[0, :] = 0  # photo 0 is "close" to everything …
-    valid = np.ones_like(matrix, dtype=bool)
-    valid[:, 0] = False  # … but never an upload that could match
-    fit = fit_tail(matrix, set_name="s", method="pdq", valid=valid, quality_floor=50, replicates=5)
+    uploads_ok = np.ones(30, dtype=bool)
+    uploads_ok[0] = False  # … but never an upload that could match
+    fit = fit_tail(
+        matrix, set_name="s", method="pdq", uploads_ok=uploads_ok, quality_floor=50, replicates=5
+    )
     assert fit.pairs == 29 * 29  # every upload but photo 0, against the 29 others
     assert fit.observed[0] == 29  # photo 0 as the reference of each valid upload
     assert fit.quality_floor == 50
     with pytest.raises(ValueError, match="no pair"):
-        fit_tail(matrix, set_name="s", method="pdq", valid=np.zeros_like(valid))
+        fit_tail(matrix, set_name="s", method="pdq", uploads_ok=np.zeros(30, dtype=bool))
 
 
 def test_tiny_sets_fall_back_to_mean_and_spread() -> None:
@@ -106,16 +108,28 @@ def test_needs_a_square_matrix_of_two_photos_or_more() -> None:
         fit_tail(np.zeros((2, 3), dtype=np.int16), set_name="s", method="pdq")
 
 
-def test_log10_normal_cdf_is_accurate_far_into_the_tail() -> None:
-    for x in (-1.0, -5.0, -20.0):
-        assert _log10_normal_cdf(x) == pytest.approx(
-            math.log10(0.5 * math.erfc(-x / math.sqrt(2))), rel=1e-9
-        )
-    # The asymptotic series takes over without a jump.
-    assert _log10_normal_cdf(-37.0001) == pytest.approx(_log10_normal_cdf(-36.9999), abs=0.01)
-    asymptotic = -(30**2 / 2 + math.log(30) + 0.5 * math.log(2 * math.pi)) / math.log(10)
-    assert _log10_normal_cdf(-30.0) == pytest.approx(asymptotic, abs=0.01)
-    assert _log10_normal_cdf(-1000.0) == LOG10_FLOOR  # 1e-300: nothing smaller matters
+def test_the_tail_is_accurate_far_beyond_what_floats_near_1_hold() -> None:
+    one = np.ones(1)
+    for mu, sigma in ((120.0, 12.0), (128.0, 3.0)):
+        curve = _log10_sum(one, np.array([mu]), np.array([sigma]))
+        for t in (100, 60, 20):
+            x = (t + 0.5 - mu) / sigma
+            exact = 0.5 * math.erfc(-x / math.sqrt(2))
+            if exact > 0:
+                assert curve[t] == pytest.approx(math.log10(exact), rel=1e-9)
+            else:  # past what a float holds: the asymptotic series
+                series = -(x * x / 2 + math.log(-x) + 0.5 * math.log(2 * math.pi)) / math.log(10)
+                assert curve[t] == pytest.approx(max(series, LOG10_FLOOR), abs=0.01)
+    assert _log10_sum(one, np.array([250.0]), np.array([1.0]))[0] == LOG10_FLOOR
+
+
+def test_kinds_add_up_by_their_share_of_the_pairs() -> None:
+    mus, sigmas = np.array([120.0, 120.0]), np.array([10.0, 10.0])
+    alone = _log10_sum(np.ones(1), mus[:1], sigmas[:1])
+    # Two kinds alike, each on half the pairs, are one kind on all of them …
+    assert np.allclose(_log10_sum(np.array([0.5, 0.5]), mus, sigmas), alone)
+    # … and a kind on every pair beside it doubles the chance.
+    assert np.allclose(_log10_sum(np.array([1.0, 1.0]), mus, sigmas), alone + math.log10(2))
 
 
 def test_the_recommendation_is_the_largest_threshold_under_the_target(normal_fit: TailFit) -> None:

@@ -9,15 +9,27 @@ largest t with ``U * N * p_upper(t) <= target``.
 p(t) at the thresholds that matter (1e-12 and below) is far under what a few tens of
 thousands of measured pairs can show, so the lower tail is modelled:
 
+- **Kinds of code pair.** A method compares a reference and an upload through several code
+  pairs (the upload's eight rotations and flips; a bank's windows and tiles) and matches
+  when any one is within t. So p(t) is bounded by the sum over the *kinds* of code pair
+  (`lightkeeper.evaluation.pairs`) of the share of photo pairs that have the kind times its
+  own p_k(t) (the union bound). Each kind is a population of its own, fitted on its own.
+  The smallest distance over all of them is not: it mixes them into a distribution whose
+  middle is narrower than its far tail, so a normal fitted to it extrapolates too light a
+  tail (measured on the everyday set: PDQ with its eight variants got a *lighter* tail at 31
+  bits than PDQ alone, whose one code pair it includes, and regions than tiles). The sum
+  only grows when a method adds codes: a superset of code pairs is never called safer.
 - **Model.** The distances of unrelated photos under PDQ are roughly normal around 128,
   with more spread than the binomial's 8 bits (bits are correlated) and a lower tail
-  that need not follow the bulk. So a normal is fitted to the *far lower tail only*: least
-  squares of ``t + 0.5`` on ``Φ⁻¹(F(t))`` over the thresholds whose empirical CDF F lies
-  between 20 pairs' worth and 1% (a straight line on a normal probability plot).
-  A set too small for that (test sets) falls back to the mean and standard deviation.
+  that need not follow the bulk. So for each kind a normal is fitted to the *far lower
+  tail only*: least squares of ``t + 0.5`` on ``Φ⁻¹(F(t))`` over the thresholds whose
+  empirical CDF F lies between 20 pairs' worth and 1% (a straight line on a normal
+  probability plot). A kind with too few pairs for that (test sets, a window few photos
+  have) falls back to the mean and standard deviation of its pairs.
 - **Uncertainty.** Pairs share photos, so pairs are not independent samples: the fit is
   bootstrapped over *photos* (resampled with replacement; pairs of a photo with itself
-  left out), and `log10_p_upper` is the `confidence` quantile of p(t) over replicates.
+  left out), every kind refitted with the same resample, and `log10_p_upper` is the
+  `confidence` quantile of the summed p(t) over replicates.
 - **Floor.** Where pairs were actually seen within t, p_upper(t) is at least their share:
   a model never argues a measured false match away.
 - **Quality gate.** The matcher does not match a PDQ hash under the quality floor, so the
@@ -39,11 +51,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import log_ndtr, ndtri
+
+from lightkeeper.evaluation.pairs import KindPairs, matrix_kind
 
 __all__ = [
     "DEFAULT_TARGET",
@@ -73,7 +87,8 @@ TAIL_TO: Final = 0.01
 #: log10 of probabilities too small to matter (and to represent).
 LOG10_FLOOR: Final = -300.0
 
-_STANDARD = NormalDist()
+_THRESHOLDS: Final = np.arange(BITS + 1, dtype=np.float64)
+_LN10: Final = math.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -88,23 +103,28 @@ class TailFit:
     pairs: int
     #: … whose upload's quality is at least this floor (None: every pair).
     quality_floor: int | None
+    #: Of the smallest distance of each pair (what the matcher compares).
     mean: float
     sd: float
-    #: The lower-tail normal: p(t) = Φ((t + 0.5 - mu) / sigma).
+    #: The lower-tail normal of the kind of code pair that weighs most in p(31), the
+    #: heaviest: its p_k(t) = Φ((t + 0.5 - mu) / sigma).
     mu: float
     sigma: float
-    #: "lower-tail normal" or "moments" (too few pairs for a tail fit).
+    #: "lower-tail normal" or "moments" (too few pairs for a tail fit): the heaviest kind's.
     model: str
-    #: Bootstrap quantiles (1 - confidence, confidence) of mu and sigma.
+    #: Bootstrap quantiles (1 - confidence, confidence) of the heaviest kind's mu and sigma.
     mu_interval: tuple[float, float]
     sigma_interval: tuple[float, float]
     replicates: int
     confidence: float
-    #: log10 p(t) and its pessimistic bound, for t = 0..256.
+    #: log10 p(t) and its pessimistic bound, for t = 0..256: summed over the kinds.
     log10_p: tuple[float, ...]
     log10_p_upper: tuple[float, ...]
-    #: Ordered pairs within t, t = 0..256 (cumulative).
+    #: Ordered pairs within t, t = 0..256 (cumulative), by their smallest distance.
     observed: tuple[int, ...]
+    #: How many kinds of code pair are summed, and the heaviest one's name.
+    kinds: int = 1
+    heaviest: str = ""
 
     def p_upper(self, threshold: int) -> float:
         return float(10.0 ** self.log10_p_upper[threshold])
@@ -129,6 +149,8 @@ class TailFit:
             "log10_p": list(self.log10_p),
             "log10_p_upper": list(self.log10_p_upper),
             "observed": list(self.observed),
+            "kinds": self.kinds,
+            "heaviest": self.heaviest,
         }
 
     @classmethod
@@ -152,40 +174,49 @@ class TailFit:
             log10_p=tuple(data["log10_p"]),
             log10_p_upper=tuple(data["log10_p_upper"]),
             observed=tuple(data["observed"]),
+            kinds=data.get("kinds", 1),  # results written before kinds were fitted apart
+            heaviest=data.get("heaviest", ""),
         )
 
 
-def _log10_normal_cdf(x: float) -> float:
-    """log10 Φ(x), accurate far into the lower tail (erfc, then the asymptotic series)."""
-    if x > -37.0:
-        value = 0.5 * math.erfc(-x / math.sqrt(2.0))
-        return math.log10(value) if value > 0 else LOG10_FLOOR
-    ln = -x * x / 2 - math.log(-x) - 0.5 * math.log(2 * math.pi) + math.log1p(-1 / (x * x))
-    return max(ln / math.log(10), LOG10_FLOOR)
+def _floored(log10s: NDArray[np.float64]) -> NDArray[np.float64]:
+    floored: NDArray[np.float64] = np.maximum(log10s, LOG10_FLOOR)
+    return floored
 
 
-def _log10_curve(mu: float, sigma: float) -> NDArray[np.float64]:
-    return np.array([_log10_normal_cdf((t + 0.5 - mu) / sigma) for t in range(BITS + 1)])
-
-
-def _fit(histogram: NDArray[np.float64]) -> tuple[float, float, str]:
-    """(mu, sigma, model) of a distance histogram (bins 0..256, possibly weighted)."""
-    total = float(histogram.sum())
-    values = np.arange(BITS + 1, dtype=np.float64)
-    mean = float((values * histogram).sum() / total)
-    sd = math.sqrt(max(float((histogram * (values - mean) ** 2).sum() / total), 0.0))
+def _fit(
+    histogram: NDArray[np.float64], total: float, moments: tuple[float, float]
+) -> tuple[float, float, bool]:
+    """(mu, sigma, whether the tail was fitted) of one kind's distances: `histogram` counts
+    (possibly weighted) the pairs at each distance from 0 up to its length, of `total` in
+    all; `moments` (mean, sd) is the fallback when the tail has too few points to fit."""
     cdf = np.cumsum(histogram) / total
-    low = TAIL_MIN_PAIRS / total
-    tail = [t for t in range(BITS + 1) if low <= cdf[t] <= TAIL_TO]
+    tail = np.nonzero((cdf >= TAIL_MIN_PAIRS / total) & (cdf <= TAIL_TO))[0]
     if len(tail) >= 3:
-        z = np.array([_STANDARD.inv_cdf(float(cdf[t])) for t in tail])
-        x = np.array(tail, dtype=np.float64) + 0.5
+        z = ndtri(cdf[tail])
+        x = tail + 0.5
         spread = float(((z - z.mean()) ** 2).sum())
         if spread > 0:
             slope = float(((z - z.mean()) * (x - x.mean())).sum()) / spread
             if slope > 0:
-                return float(x.mean() - slope * z.mean()), slope, "lower-tail normal"
-    return mean, max(sd, 1.0), "moments"
+                return float(x.mean() - slope * z.mean()), slope, True
+    return moments[0], max(moments[1], 1.0), False
+
+
+def _moments(histogram: NDArray[np.int64] | NDArray[np.float64]) -> tuple[float, float]:
+    total = float(histogram.sum())
+    values = _THRESHOLDS[: len(histogram)]
+    mean = float((values * histogram).sum() / total)
+    return mean, math.sqrt(max(float((histogram * (values - mean) ** 2).sum() / total), 0.0))
+
+
+def _log10_sum(
+    shares: NDArray[np.float64], mus: NDArray[np.float64], sigmas: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """log10 of sum_k share_k Φ((t + 0.5 - mu_k) / sigma_k), t = 0..256."""
+    z = (_THRESHOLDS[None, :] + 0.5 - mus[:, None]) / sigmas[:, None]
+    terms = log_ndtr(z) + np.log(shares)[:, None]
+    return _floored(np.logaddexp.reduce(terms, axis=0) / _LN10)
 
 
 def fit_tail(
@@ -194,56 +225,91 @@ def fit_tail(
     set_name: str,
     method: str,
     signal_type: str = "pdq",
-    valid: NDArray[np.bool_] | None = None,
+    kinds: Sequence[KindPairs] | None = None,
+    uploads_ok: NDArray[np.bool_] | None = None,
     quality_floor: int | None = None,
     replicates: int = 200,
     confidence: float = 0.95,
     seed: int = 0,
+    judged_at: int = 31,
 ) -> TailFit:
     """Fit the lower tail of a set's unrelated-pair distances, with a bootstrap over photos.
 
-    `distances` is the (n, n) matrix of distances from reference i to upload j; the
-    diagonal (a photo with itself) is ignored, and so are the cells where `valid` is False
-    (the harness leaves out uploads under the quality floor, which the matcher does not
-    match; `quality_floor` records that floor). Needs at least one pair.
+    `distances` is the (n, n) matrix of the smallest distance from reference i to upload j;
+    the diagonal (a photo with itself) is ignored, and so are the uploads where `uploads_ok`
+    is False (the harness leaves out uploads under the quality floor, which the matcher does
+    not match; `quality_floor` records that floor). `kinds` are the method's kinds of code
+    pair (`lightkeeper.evaluation.pairs.unrelated_pairs`, with the same `uploads_ok`), each
+    fitted and summed; without, the matrix is the one kind. The heaviest kind is the one
+    that weighs most at `judged_at` bits. Needs at least one pair.
     """
     n = distances.shape[0]
-    if distances.shape != (n, n) or n < 2:
+    if distances.ndim != 2 or distances.shape != (n, n) or n < 2:
         raise ValueError(f"expected a square matrix of at least 2 x 2, got {distances.shape}")
-    cells = np.clip(distances, 0, BITS).astype(np.intp)
-    kept = ~np.eye(n, dtype=bool)
-    if valid is not None:
-        kept &= valid
+    ok = np.ones(n, dtype=np.bool_) if uploads_ok is None else np.asarray(uploads_ok, bool)
+    kept = ~np.eye(n, dtype=bool) & ok[None, :]
     if not kept.any():
         raise ValueError("no pair of photos to fit")
-    flat = cells[kept]
-    histogram = np.bincount(flat, minlength=BITS + 1).astype(np.float64)
+    histogram = np.bincount(
+        np.clip(distances, 0, BITS).astype(np.intp)[kept], minlength=BITS + 1
+    ).astype(np.int64)
     total = float(histogram.sum())
-    values = np.arange(BITS + 1, dtype=np.float64)
-    mean = float((values * histogram).sum() / total)
-    sd = math.sqrt(float((histogram * (values - mean) ** 2).sum() / total))
-    mu, sigma, model = _fit(histogram)
+    mean, sd = _moments(histogram)
+    fitted_kinds = list(kinds) if kinds is not None else [matrix_kind(distances, ok)]
+    if not fitted_kinds:
+        raise ValueError("no kind of code pair to fit")
+
+    moments = [_moments(k.histogram) for k in fitted_kinds]
+    mus, sigmas = np.empty(len(fitted_kinds)), np.empty(len(fitted_kinds))
+    tailed_kinds = []
+    for i, kind in enumerate(fitted_kinds):
+        mus[i], sigmas[i], tailed = _fit(kind.histogram.astype(np.float64), kind.pairs, moments[i])
+        tailed_kinds.append(tailed)
+    shares = np.array([k.pairs for k in fitted_kinds], dtype=np.float64) / total
+    fitted = _log10_sum(shares, mus, sigmas)
+    heaviest = int(np.argmax(np.log(shares) + log_ndtr((judged_at + 0.5 - mus) / sigmas)))
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, 20_251_122]))
     curves = np.empty((replicates, BITS + 1))
-    mus = np.empty(replicates)
-    sigmas = np.empty(replicates)
+    boot_mu, boot_sigma = np.empty(replicates), np.empty(replicates)
     for r in range(replicates):
         weight = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
-        pair_weight = np.outer(weight, weight)[kept]
-        boot = np.bincount(flat, weights=pair_weight, minlength=BITS + 1).astype(np.float64)
-        if boot.sum() <= 0:  # every draw the same photo: no pair at all
-            boot = histogram
-        mus[r], sigmas[r], _ = _fit(boot)
-        curves[r] = _log10_curve(mus[r], sigmas[r])
-    fitted = _log10_curve(mu, sigma)
+        weighted_ok = weight * ok
+        all_weight = float(weight.sum() * weighted_ok.sum() - (weight * weighted_ok).sum())
+        if all_weight <= 0:  # every draw the same photo: no pair at all
+            curves[r], boot_mu[r], boot_sigma[r] = fitted, mus[heaviest], sigmas[heaviest]
+            continue
+        r_shares = np.zeros(len(fitted_kinds))
+        r_mus, r_sigmas = mus.copy(), sigmas.copy()
+        for i, kind in enumerate(fitted_kinds):
+            kind_weight = kind.weight(weight)
+            if kind_weight <= 0:
+                continue
+            r_shares[i] = kind_weight / all_weight
+            if tailed_kinds[i]:  # a resample too thin to fit keeps the kind's own fit
+                r_mus[i], r_sigmas[i], _ = _fit(
+                    kind.tail_histogram(weight), kind_weight, (mus[i], sigmas[i])
+                )
+            elif kind.cutoff == BITS:  # a kind too small for a tail fit: its moments
+                mean_r, sd_r = _moments(kind.tail_histogram(weight))
+                r_mus[i], r_sigmas[i] = mean_r, max(sd_r, 1.0)
+        present = r_shares > 0
+        curves[r] = (
+            _log10_sum(r_shares[present], r_mus[present], r_sigmas[present])
+            if present.any()
+            else LOG10_FLOOR
+        )
+        boot_mu[r], boot_sigma[r] = r_mus[heaviest], r_sigmas[heaviest]
     if replicates:
         upper = np.quantile(curves, confidence, axis=0)
-        mu_interval = tuple(float(v) for v in np.quantile(mus, [1 - confidence, confidence]))
-        sigma_interval = tuple(float(v) for v in np.quantile(sigmas, [1 - confidence, confidence]))
+        low, high = 1 - confidence, confidence
+        mu_interval = tuple(float(v) for v in np.quantile(boot_mu, [low, high]))
+        sigma_interval = tuple(float(v) for v in np.quantile(boot_sigma, [low, high]))
     else:
-        upper, mu_interval, sigma_interval = fitted.copy(), (mu, mu), (sigma, sigma)
-    observed = np.cumsum(histogram).astype(np.int64)
+        upper = fitted.copy()
+        mu_interval = (mus[heaviest], mus[heaviest])
+        sigma_interval = (sigmas[heaviest], sigmas[heaviest])
+    observed = np.cumsum(histogram)
     with np.errstate(divide="ignore"):
         seen = np.where(observed > 0, np.log10(np.maximum(observed, 1) / total), LOG10_FLOOR)
     upper = np.maximum.accumulate(np.maximum(np.maximum(upper, fitted), seen))
@@ -256,16 +322,18 @@ def fit_tail(
         quality_floor=quality_floor,
         mean=mean,
         sd=sd,
-        mu=mu,
-        sigma=sigma,
-        model=model,
-        mu_interval=(mu_interval[0], mu_interval[1]),
-        sigma_interval=(sigma_interval[0], sigma_interval[1]),
+        mu=float(mus[heaviest]),
+        sigma=float(sigmas[heaviest]),
+        model="lower-tail normal" if tailed_kinds[heaviest] else "moments",
+        mu_interval=(float(mu_interval[0]), float(mu_interval[1])),
+        sigma_interval=(float(sigma_interval[0]), float(sigma_interval[1])),
         replicates=replicates,
         confidence=confidence,
         log10_p=tuple(float(v) for v in fitted),
         log10_p_upper=tuple(float(v) for v in upper),
         observed=tuple(int(v) for v in observed),
+        kinds=len(fitted_kinds),
+        heaviest=fitted_kinds[heaviest].name,
     )
 
 

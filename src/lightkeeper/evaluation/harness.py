@@ -52,7 +52,6 @@ from lightkeeper.errors import InputError, MediaError
 from lightkeeper.evaluation.calibration import TailFit, fit_tail
 from lightkeeper.evaluation.corpus import PhotoSet
 from lightkeeper.evaluation.methods import (
-    CODE_BITS,
     DEFAULT_METHODS,
     FAR,
     Method,
@@ -65,6 +64,7 @@ from lightkeeper.evaluation.methods import (
     pairwise_min_distances,
     pdq_of,
 )
+from lightkeeper.evaluation.pairs import unrelated_pairs
 from lightkeeper.evaluation.results import (
     BINS,
     SCHEMA,
@@ -343,6 +343,7 @@ def _set_figures(
     settings: _Settings,
     quality_floor: int,
     replicates: int,
+    default_threshold: int,
 ) -> tuple[SetSummary, list[RecallCurve], list[PairStats], list[CopyQuality], list[TailFit]]:
     good = sorted((r for r in results if r.error is None), key=lambda r: r.job.photo_index)
     failed = tuple((r.job.path.name, r.error or "") for r in results if r.error is not None)
@@ -373,12 +374,20 @@ def _set_figures(
         for k, method in enumerate(settings.methods):
             references = [r.reference[k] for r in good]
             queries = [r.query[k] for r in good]
-            everything = pairwise_min_distances(references, queries)
-            matrix, all_pairs = everything, None
+            all_pairs = None
             if settings.paired[k]:
                 assert isinstance(method, PairedMethod)
-                matrix = _paired_matrix(method, k, good)
-                all_pairs = everything
+                matrix, kinds = unrelated_pairs(
+                    references,
+                    queries,
+                    uploads_ok=upload_ok,
+                    reference_names=[r.reference_names[k] for r in good],
+                    query_names=[r.query_names[k] for r in good],
+                    compatible=method.compatible,
+                )
+                all_pairs = pairwise_min_distances(references, queries)
+            else:
+                matrix, kinds = unrelated_pairs(references, queries, uploads_ok=upload_ok)
             pairs.append(
                 _pair_stats(
                     photo_set.name, method.name, matrix, names, qualities, quality_floor, all_pairs
@@ -390,10 +399,12 @@ def _set_figures(
                     set_name=photo_set.name,
                     method=method.name,
                     signal_type=method.signal_type,
-                    valid=np.broadcast_to(upload_ok[None, :], matrix.shape),
+                    kinds=kinds,
+                    uploads_ok=upload_ok,
                     quality_floor=quality_floor,
                     replicates=replicates,
                     seed=settings.seed,
+                    judged_at=default_threshold,
                 )
             )
     summary = SetSummary(
@@ -474,26 +485,6 @@ def _recall_curves(
                 ):
                     add(other, j, rows, samples[k])
     return curves
-
-
-def _paired_matrix(method: PairedMethod, k: int, good: list[_PhotoResult]) -> NDArray[np.int16]:
-    """Unrelated-pair distances of a paired method: compatible code pairs only."""
-    vocabulary: dict[str, int] = {}
-
-    def tags(names: tuple[str, ...]) -> NDArray[np.intp]:
-        return np.array([vocabulary.setdefault(n, len(vocabulary)) for n in names], dtype=np.intp)
-
-    tags_a = [tags(r.reference_names[k]) for r in good]
-    tags_b = [tags(r.query_names[k]) for r in good]
-    names = list(vocabulary)
-    matrix = pairwise_min_distances(
-        [r.reference[k] for r in good],
-        [r.query[k] for r in good],
-        tags_a=tags_a,
-        tags_b=tags_b,
-        allowed=allowed_matrix(method, names, names),
-    )
-    return np.minimum(matrix, CODE_BITS)
 
 
 def _pair_stats(
@@ -636,7 +627,9 @@ def run_evaluation(
     tails: list[TailFit] = []
     for s, photo_set in enumerate(photo_sets):
         mine = [r for r in results if r.job.set_index == s]
-        summary, c, p, q, t = _set_figures(photo_set, mine, settings, floor, replicates)
+        summary, c, p, q, t = _set_figures(
+            photo_set, mine, settings, floor, replicates, signal.default_threshold
+        )
         summaries.append(summary)
         curves += c
         pairs += p

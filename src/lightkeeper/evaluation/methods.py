@@ -57,6 +57,7 @@ __all__ = [
     "PdqHash",
     "PdqMethod",
     "allowed_matrix",
+    "code_signs",
     "codes_array",
     "copy_distances",
     "get_method",
@@ -286,7 +287,8 @@ def copy_distances(
 _BLOCK_CELLS: Final = 1 << 23
 
 
-def _signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
+def code_signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Codes as rows of ±1 (one per bit), so that a dot product gives their distance."""
     return np.unpackbits(codes, axis=1).astype(np.float32) * 2.0 - 1.0
 
 
@@ -318,7 +320,7 @@ def pairwise_min_distances(
     if paired and (tags_a is None or tags_b is None):
         raise ValueError("pairing by `allowed` needs a tag for every code (tags_a, tags_b)")
     b_tags = np.concatenate(tags_b) if paired and tags_b is not None else None
-    b_signs = _signs(np.concatenate(groups_b))
+    b_signs = code_signs(np.concatenate(groups_b))
     b_starts = np.cumsum([0] + [len(g) for g in groups_b[:-1]])
     rows_per_block = max(1, _BLOCK_CELLS // len(b_signs))
     first = 0
@@ -328,7 +330,7 @@ def pairwise_min_distances(
             rows += len(groups_a[last])
             last += 1
         block = groups_a[first:last]
-        dots = _signs(np.concatenate(block)) @ b_signs.T
+        dots = code_signs(np.concatenate(block)) @ b_signs.T
         distances = (CODE_BITS - dots) * 0.5
         if allowed is not None and tags_a is not None and b_tags is not None:
             a_tags = np.concatenate(tags_a[first:last])

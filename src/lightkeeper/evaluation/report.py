@@ -349,6 +349,11 @@ def render_markdown(
         "",
         "### Calibration",
         "",
+        "p(t), the chance that an unrelated pair is within t, is the sum over the method's "
+        "kinds of code pair (one reference code name against one query code name), each "
+        "kind's lower tail fitted on its own pairs and weighed by its share of them (a bound "
+        "on the chance that any one is within t); the heaviest kind at 31 is shown with its fit.",
+        "",
         markdown_table(*fit_rows(evaluation)),
         "",
         f"Largest threshold t with U x N x p_upper(t) <= {calibration.target:g} expected false "
