@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from lightkeeper.evaluation.calibration import fit_tail, recommend
 from lightkeeper.evaluation.methods import allowed_matrix, pairwise_min_distances
-from lightkeeper.evaluation.pairs import KEEP_ALL_UNDER, matrix_kind, unrelated_pairs
+from lightkeeper.evaluation.pairs import KEEP_ALL_UNDER, KindPairs, matrix_kind, unrelated_pairs
 
 NAMES = ("whole", "whole:1", "region:a", "region:b")
 
@@ -52,19 +52,24 @@ def photo_sets(draw: st.DrawFn) -> tuple:
     return refs, ref_names, queries, query_names, ok
 
 
-@settings(max_examples=60, deadline=None)
-@given(photo_sets())
-def test_the_nearest_matrix_is_the_smallest_compatible_pair(case: tuple) -> None:
+def _paired(case: tuple) -> tuple[np.ndarray, list[KindPairs]]:
     refs, ref_names, queries, query_names, ok = case
-    pairing = _Pairing()
-    nearest, _ = unrelated_pairs(
+    return unrelated_pairs(
         refs,
         queries,
         uploads_ok=ok,
         reference_names=ref_names,
         query_names=query_names,
-        compatible=pairing.compatible,
+        compatible=_Pairing().compatible,
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(photo_sets())
+def test_the_nearest_matrix_is_the_smallest_compatible_pair(case: tuple) -> None:
+    refs, ref_names, queries, query_names, _ = case
+    pairing = _Pairing()
+    nearest, _ = _paired(case)
     vocabulary: dict[str, int] = {}
     tags_a = [np.array([vocabulary.setdefault(x, len(vocabulary)) for x in r]) for r in ref_names]
     tags_b = [np.array([vocabulary.setdefault(x, len(vocabulary)) for x in q]) for q in query_names]
@@ -84,14 +89,7 @@ def test_the_nearest_matrix_is_the_smallest_compatible_pair(case: tuple) -> None
 def test_each_kind_holds_exactly_its_own_pairs(case: tuple) -> None:
     refs, ref_names, queries, query_names, ok = case
     pairing = _Pairing()
-    _, kinds = unrelated_pairs(
-        refs,
-        queries,
-        uploads_ok=ok,
-        reference_names=ref_names,
-        query_names=query_names,
-        compatible=pairing.compatible,
-    )
+    _, kinds = _paired(case)
     expected: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     for i, (codes_a, names_a) in enumerate(zip(refs, ref_names, strict=True)):
         for j, (codes_b, names_b) in enumerate(zip(queries, query_names, strict=True)):
