@@ -24,7 +24,6 @@ from lightkeeper.evaluation.methods import (
     allowed_matrix,
     codes_array,
     copy_distances,
-    pairwise_min_distances,
     pdq_of,
 )
 from lightkeeper.evaluation.report import Calibration, render_markdown, write_json
@@ -69,26 +68,8 @@ def test_copy_distances_count_only_allowed_pairs(
     assert found.tolist() == [paired_min(reference, c) for c in copies]
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(tagged_st, min_size=1, max_size=5), st.lists(tagged_st, min_size=1, max_size=5))
-def test_pairwise_distances_count_only_allowed_pairs(
-    groups_a: list[list[tuple[int, bytes]]], groups_b: list[list[tuple[int, bytes]]]
-) -> None:
-    a, b = [split(g) for g in groups_a], [split(g) for g in groups_b]
-    matrix = pairwise_min_distances(
-        [c for c, _ in a],
-        [c for c, _ in b],
-        tags_a=[t for _, t in a],
-        tags_b=[t for _, t in b],
-        allowed=ALLOWED,
-    )
-    assert matrix.tolist() == [[paired_min(x, y) for y in groups_b] for x in groups_a]
-
-
-def test_pairing_needs_a_tag_per_code_and_a_mask_of_the_right_shape() -> None:
+def test_pairing_needs_a_mask_of_the_right_shape() -> None:
     codes = codes_array([bytes(32)])
-    with pytest.raises(ValueError, match="tag for every code"):
-        pairwise_min_distances([codes], [codes], allowed=ALLOWED)
     with pytest.raises(ValueError, match="allowed has shape"):
         copy_distances(codes, [codes], np.ones((2, 1), dtype=bool))
 

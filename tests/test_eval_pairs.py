@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightkeeper.evaluation.calibration import fit_tail, recommend
-from lightkeeper.evaluation.methods import allowed_matrix, pairwise_min_distances
+from lightkeeper.evaluation.methods import pairwise_min_distances
 from lightkeeper.evaluation.pairs import KEEP_ALL_UNDER, KindPairs, matrix_kind, unrelated_pairs
 
 NAMES = ("whole", "whole:1", "region:a", "region:b")
@@ -70,18 +70,22 @@ def test_the_nearest_matrix_is_the_smallest_compatible_pair(case: tuple) -> None
     refs, ref_names, queries, query_names, _ = case
     pairing = _Pairing()
     nearest, _ = _paired(case)
-    vocabulary: dict[str, int] = {}
-    tags_a = [np.array([vocabulary.setdefault(x, len(vocabulary)) for x in r]) for r in ref_names]
-    tags_b = [np.array([vocabulary.setdefault(x, len(vocabulary)) for x in q]) for q in query_names]
-    names = list(vocabulary)
-    expected = pairwise_min_distances(
-        refs,
-        queries,
-        tags_a=tags_a,
-        tags_b=tags_b,
-        allowed=allowed_matrix(pairing, names, names),  # type: ignore[arg-type]
-    )
-    assert np.array_equal(nearest, np.minimum(expected, 256))
+    expected = [
+        [
+            min(
+                (
+                    int(np.unpackbits(code_a ^ code_b).sum())
+                    for a, code_a in zip(names_a, codes_a, strict=True)
+                    for b, code_b in zip(names_b, codes_b, strict=True)
+                    if pairing.compatible(a, b)
+                ),
+                default=256,
+            )
+            for codes_b, names_b in zip(queries, query_names, strict=True)
+        ]
+        for codes_a, names_a in zip(refs, ref_names, strict=True)
+    ]
+    assert nearest.tolist() == expected
 
 
 @settings(max_examples=60, deadline=None)

@@ -102,6 +102,8 @@ def test_a_method_can_have_its_own_photo_sample() -> None:
         (["pdq+regions:crops"], r"unknown transform families \['crops'\] \(known: none, resize"),
         (["pdq+tiles@0"], r"'pdq\+tiles@0': after '@' comes K >= 1"),
         (["pdq+tiles@x"], r"after '@' comes K >= 1"),
+        (["pdq+dihedral@2"], r"pdq\+dihedral@2: pdq\+dihedral is measured on every copy"),
+        (["pdq+regions@2:all"], r"pdq\+regions@2: pdq\+regions is measured on every copy"),
         (["pdq+regions:border@2"], r"unknown transform families \['border@2'\]"),
         (["nope"], "unknown evaluation method 'nope'"),
         (["pdq+regions:"], r"no transform family after 'pdq\+regions:'"),

@@ -22,12 +22,13 @@ A method whose matcher does not count every code pair implements `PairedMethod` 
 its codes carry names, and `compatible(reference name, query name)` says which pairs count
 (the region signal's crop windows only meet windows of the same family, as its matcher
 does). The harness then measures it the way the product counts: the distance of a pair is
-the smallest over the compatible code pairs only (`copy_distances` and
-`pairwise_min_distances` with `allowed`), and the unrelated pairs also record the smallest
-over every code pair, to show what pairing removes. Its codes named ``"whole"`` or
-``"whole:K"`` are the whole image's (and its rotations and flips): the harness holds them to
-the copy's PDQ quality floor as the matcher does (`is_whole_image`); the method itself drops
-any other code under the floor, as the region signal does.
+the smallest over the compatible code pairs only (`copy_distances` with `allowed`, and
+`lightkeeper.evaluation.pairs.unrelated_pairs`), and the unrelated pairs also record the
+smallest over every code pair (`pairwise_min_distances`), to show what pairing removes.
+Its codes named ``"whole"`` or ``"whole:K"`` are the whole image's (and its rotations and
+flips): the harness holds them to the copy's PDQ quality floor as the matcher does
+(`is_whole_image`); the method itself drops any other code under the floor, as the region
+signal does.
 
 A new method is added to a run with ``run_evaluation(..., methods=[...])``, and to the
 ``lightkeeper eval --method NAME`` choices by one entry in `METHOD_FACTORIES`; factories
@@ -295,10 +296,6 @@ def code_signs(codes: NDArray[np.uint8]) -> NDArray[np.float32]:
 def pairwise_min_distances(
     groups_a: Sequence[NDArray[np.uint8]],
     groups_b: Sequence[NDArray[np.uint8]],
-    *,
-    tags_a: Sequence[NDArray[np.intp]] | None = None,
-    tags_b: Sequence[NDArray[np.intp]] | None = None,
-    allowed: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.int16]:
     """The (len(groups_a), len(groups_b)) matrix of smallest Hamming distances between any
     code of group i of `groups_a` and any code of group j of `groups_b`.
@@ -307,19 +304,12 @@ def pairwise_min_distances(
     of code pairs: the bits become ±1 vectors, so that a matrix product gives every
     dot product at once (distance = (256 - dot) / 2, exact in float32), computed in
     blocks of whole groups of `groups_a` to bound memory, and reduced to the minimum over
-    each group pair with `np.minimum.reduceat`.
-
-    With `allowed`, a (tags x tags) matrix, and a tag per code (`tags_a`, `tags_b`, one
-    array per group), only the code pairs with ``allowed[tag_a, tag_b]`` count; a group
-    pair with none is at `FAR`.
+    each group pair with `np.minimum.reduceat`. (A paired method's compatible pairs only:
+    `lightkeeper.evaluation.pairs.unrelated_pairs`.)
     """
     out = np.zeros((len(groups_a), len(groups_b)), dtype=np.int16)
     if not groups_a or not groups_b:
         return out
-    paired = allowed is not None
-    if paired and (tags_a is None or tags_b is None):
-        raise ValueError("pairing by `allowed` needs a tag for every code (tags_a, tags_b)")
-    b_tags = np.concatenate(tags_b) if paired and tags_b is not None else None
     b_signs = code_signs(np.concatenate(groups_b))
     b_starts = np.cumsum([0] + [len(g) for g in groups_b[:-1]])
     rows_per_block = max(1, _BLOCK_CELLS // len(b_signs))
@@ -332,9 +322,6 @@ def pairwise_min_distances(
         block = groups_a[first:last]
         dots = code_signs(np.concatenate(block)) @ b_signs.T
         distances = (CODE_BITS - dots) * 0.5
-        if allowed is not None and tags_a is not None and b_tags is not None:
-            a_tags = np.concatenate(tags_a[first:last])
-            distances = np.where(allowed[a_tags[:, None], b_tags[None, :]], distances, FAR)
         per_b = np.minimum.reduceat(distances, b_starts, axis=1)
         a_starts = np.cumsum([0] + [len(g) for g in block[:-1]])
         out[first:last] = np.rint(np.minimum.reduceat(per_b, a_starts, axis=0))

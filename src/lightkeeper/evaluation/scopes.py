@@ -154,10 +154,10 @@ def parse_method_specs(
     `sets` (None: all) and on 1 in `every` photos, or 1 in K where it says ``@K``; the
     others on every copy. ValueError names what is unknown."""
     tokens = [part.strip() for spec in specs for part in spec.split(",") if part.strip()]
-    parsed: list[tuple[str, list[str] | None, int]] = []
+    parsed: list[tuple[str, list[str] | None, int | None]] = []
     for token in tokens:
         head, colon, first = token.partition(":")
-        name, sample = _name_and_sample(head.strip(), every)
+        name, sample = _name_and_sample(head.strip())
         if colon:
             parsed.append((name, [first.strip()] if first.strip() else [], sample))
         else:
@@ -181,18 +181,24 @@ def parse_method_specs(
             raise ValueError(f"no transform family after {name + ':'!r}")
         else:
             chosen = tuple(families)
+        if chosen is None and sample is not None:
+            raise ValueError(
+                f"{name}@{sample}: {name} is measured on every copy of every photo; "
+                "@K samples the photos of a method restricted to some families"
+            )
         if chosen is None:
             found.append((method, Scope()))
         else:
-            found.append((method, Scope(frozenset(chosen)).with_photos(sets=sets, every=sample)))
+            photos = every if sample is None else sample
+            found.append((method, Scope(frozenset(chosen)).with_photos(sets=sets, every=photos)))
     return found
 
 
-def _name_and_sample(head: str, every: int) -> tuple[str, int]:
-    """("NAME", K) from "NAME@K", ("NAME", `every`) from "NAME"."""
+def _name_and_sample(head: str) -> tuple[str, int | None]:
+    """("NAME", K) from "NAME@K", ("NAME", None) from "NAME"."""
     name, at, count = head.partition("@")
     if not at:
-        return name, every
+        return name, None
     if not count.isdigit() or int(count) < 1:
         raise ValueError(f"{head!r}: after '@' comes K >= 1, the photo sample 1 in K")
     return name, int(count)
