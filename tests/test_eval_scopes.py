@@ -24,6 +24,7 @@ from lightkeeper.evaluation.scopes import (
     Scope,
     parse_method_specs,
 )
+from lightkeeper.evaluation.tables import scope_lines
 from lightkeeper.evaluation.transforms import FAMILIES, Transform, standard_suite
 
 BY_ID = {t.id: t for t in standard_suite()}
@@ -128,6 +129,24 @@ def test_a_sample_takes_one_photo_in_k_fixed_by_the_seed() -> None:
         Scope(every=0)
 
 
+def test_a_set_sample_thins_one_set_for_every_method() -> None:
+    plain = Scope().with_set_samples({"stress": 2, "everyday": 1})
+    assert plain.set_every == (("stress", 2),) and not plain.is_full and plain.is_own_full
+    assert [i for i in range(6) if plain.covers_photo("stress", i, seed=3)] == [1, 3, 5]
+    assert [i for i in range(3) if plain.covers_photo("everyday", i, seed=3)] == [0, 1, 2]
+    assert plain.sample(3, "stress") == "1 in 2 photos (index mod 2 = 1)"
+    assert plain.sample(3, "everyday") == "" == plain.sample(3)
+    # With a sample of its own as well, a photo must be in both: 1 in lcm(3, 2) photos.
+    own = Scope(frozenset({"crop-edge"}), every=3).with_set_samples({"stress": 2})
+    assert [i for i in range(14) if own.covers_photo("stress", i, seed=1)] == [1, 7, 13]
+    assert own.sample(1, "stress") == "1 in 6 photos (index mod 6 = 1)"
+    assert own.sample(1, "everyday") == "1 in 3 photos (index mod 3 = 1)"
+    for scope in (plain, own):
+        assert Scope.from_json(orjson.loads(orjson.dumps(scope.describe(1)))) == scope
+    with pytest.raises(ValueError, match="N >= 1"):
+        Scope().with_set_samples({"stress": 0})
+
+
 # -- a run with a restricted method -----------------------------------------------------------
 
 
@@ -177,7 +196,7 @@ def test_a_restricted_method_is_measured_on_its_families_and_sample_only(
 ) -> None:
     evaluation, counted = scoped
     sample = "1 in 2 photos (index mod 2 = 1)"
-    assert evaluation.sample("pdq+counted") == sample
+    assert evaluation.sample("pdq+counted", "everyday") == sample
     own = evaluation.curves("everyday", "pdq+counted")
     assert [c.transform for c in own] == ["crop-edge/10%", "sticker/5%"]
     assert {(c.copies, c.sample) for c in own} == {(2, sample)}  # photos 1 and 3 of 0..4
@@ -191,7 +210,7 @@ def test_pdq_alone_is_also_counted_on_the_same_copies(
     scoped: tuple[Evaluation, CountingPdq],
 ) -> None:
     evaluation, _ = scoped
-    sample = evaluation.sample("pdq+counted")
+    sample = evaluation.sample("pdq+counted", "everyday")
     for method in ("pdq", "pdq+dihedral"):
         everyone = evaluation.curve("everyday", method, "crop-edge/10%")
         same = evaluation.curve("everyday", method, "crop-edge/10%", sample)
@@ -220,7 +239,7 @@ def test_the_scopes_survive_the_json(scoped: tuple[Evaluation, CountingPdq]) -> 
     evaluation, _ = scoped
     again = Evaluation.from_json(orjson.loads(orjson.dumps(evaluation.to_json())))
     assert again == evaluation
-    assert again.sample("pdq+counted") == evaluation.sample("pdq+counted")
+    assert again.sample("pdq+counted", "everyday") == evaluation.sample("pdq+counted", "everyday")
 
 
 def test_a_copy_no_method_is_measured_on_is_not_made(photo_root: Path) -> None:
@@ -242,6 +261,43 @@ def test_a_copy_no_method_is_measured_on_is_not_made(photo_root: Path) -> None:
     assert made == []
     assert evaluation.sets[0].copies == 5  # the originals' "none" copies only
     assert [q.copies for q in evaluation.quality] == [5, 0]
+
+
+def test_a_set_sample_makes_that_sets_copies_on_a_sample_and_keeps_every_pair(
+    photo_root: Path,
+) -> None:
+    counted = CountingPdq()
+    sets = find_sets(photo_root)
+    run = {"suite": SUITE, "seed": 1, "workers": 1, "replicates": 5}
+    full = run_evaluation(sets, methods=[PdqMethod()], **run)
+    thinned = run_evaluation(
+        sets,
+        methods=[PdqMethod(), counted],
+        scopes={"pdq+counted": RESTRICTED},
+        copies_every={"everyday": 3},
+        **run,
+    )
+    # PDQ's copies of everyday photos 1 and 4 of 0..4; the restricted method, whose own
+    # sample is 1 in 2, on the photos in both samples: 1 in 6, photo 1.
+    assert thinned.sample("pdq", "everyday") == "1 in 3 photos (index mod 3 = 1)"
+    assert thinned.sample("pdq+counted", "everyday") == "1 in 6 photos (index mod 6 = 1)"
+    assert {c.copies for c in thinned.curves("everyday", "pdq")} == {2}
+    assert {c.copies for c in thinned.curves("everyday", "pdq+counted")} == {1}
+    assert counted.queries == 1 * 2 + 7
+    # PDQ is counted on the restricted method's copies too, and the stress set is untouched.
+    assert thinned.curve("everyday", "pdq", "crop-edge/10%", "1 in 6 photos (index mod 6 = 1)")
+    assert thinned.curves("stress", "pdq") == full.curves("stress", "pdq")
+    assert thinned.sets[0].copies == 2 * len(SUITE) and thinned.sets[1] == full.sets[1]
+    # Every photo's unrelated pairs, as without the sample.
+    for set_name in ("everyday", "stress"):
+        assert thinned.pair_stats(set_name, "pdq") == full.pair_stats(set_name, "pdq")
+    assert scope_lines(thinned)[0] == (
+        "everyday: copies made on 1 in 3 photos (index mod 3 = 1) only, for every method; "
+        "its unrelated pairs on every photo."
+    )
+    assert not any(line.startswith("pdq:") for line in scope_lines(thinned))
+    with pytest.raises(ValueError, match=r"copies sampled in sets not in the run: \['astro'\]"):
+        run_evaluation(sets, copies_every={"astro": 2}, **run)
 
 
 def test_scopes_must_name_methods_of_the_run(photo_root: Path) -> None:
@@ -282,6 +338,8 @@ def test_the_command_line_names_families_and_the_sample(
         "every": 3,
         "offset": 0,
         "sample": "1 in 3 photos (index mod 3 = 0)",
+        "set_every": {},
+        "set_samples": {},
     }
     own = [c for c in data["recall"] if c["method"] == "pdq+content"]
     assert {c["set"] for c in own} == {"stress"} and {c["copies"] for c in own} == {1}
@@ -291,3 +349,28 @@ def test_the_command_line_names_families_and_the_sample(
     assert wrong.exit_code == 2 and "unknown transform families ['crops']" in wrong.output
     no_set = CliRunner().invoke(main, [*args, "--sample-sets", "astro"])
     assert no_set.exit_code == 2 and "no photo set 'astro'" in no_set.output
+
+
+def test_the_command_line_samples_a_sets_copies(
+    photo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(figures, "render_all", lambda *args: {})
+    args = ["eval", str(photo_root), "--out", str(tmp_path), "--workers", "1", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--method", "pdq", "--copies-every", "everyday=2"])
+    assert result.exit_code == 0, result.output
+    data = orjson.loads((tmp_path / "accuracy.json").read_bytes())
+    assert data["scopes"]["pdq"]["set_every"] == {"everyday": 2}
+    copies = {(c["set"], c["copies"]) for c in data["recall"]}
+    assert copies == {("everyday", 3), ("stress", 2)}  # photos 0, 2, 4 of 0..4; both
+    assert "everyday: copies made on 1 in 2 photos (index mod 2 = 0) only" in result.stdout
+    for value, message in (
+        ("everyday", "expected SET=K, K >= 1"),
+        ("everyday=0", "expected SET=K, K >= 1"),
+        ("=2", "expected SET=K, K >= 1"),
+        ("astro=2", "no photo set 'astro'"),
+    ):
+        wrong = CliRunner().invoke(main, [*args, "--copies-every", value])
+        assert wrong.exit_code == 2 and message in wrong.output, (value, wrong.output)
+    twice = ["--copies-every", "stress=2", "--copies-every", "stress=3"]
+    wrong = CliRunner().invoke(main, [*args, *twice])
+    assert wrong.exit_code == 2 and "set 'stress' given twice" in wrong.output

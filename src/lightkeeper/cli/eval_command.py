@@ -128,6 +128,14 @@ def _split(values: Sequence[str]) -> list[str]:
     "[default: all].",
 )
 @click.option(
+    "--copies-every",
+    multiple=True,
+    metavar="SET=K",
+    help="Make every method's copies in photo set SET for 1 in K photos only (index mod K "
+    "= --seed mod K), for a set kept for its unrelated pairs, which still use every photo "
+    "(repeatable).",
+)
+@click.option(
     "--limit",
     type=click.IntRange(min=1),
     metavar="N",
@@ -193,6 +201,7 @@ def eval_command(
     methods: Sequence[str],
     sample_every: int,
     sample_sets: Sequence[str],
+    copies_every: Sequence[str],
     limit: int | None,
     workers: int | None,
     max_side: int,
@@ -236,6 +245,7 @@ def eval_command(
             list(methods),
             sample_every,
             _split(sample_sets),
+            _set_samples(copies_every),
             limit,
             workers,
             max_side,
@@ -255,6 +265,24 @@ def eval_command(
         raise click.exceptions.Exit(ExitCode.INPUT_ERRORS)
 
 
+def _set_samples(values: Sequence[str]) -> dict[str, int]:
+    """{SET: K} from ``--copies-every SET=K`` values."""
+    found: dict[str, int] = {}
+    for value in values:
+        name, equals, count = value.partition("=")
+        if not equals or not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise click.BadParameter(
+                f"{value!r}: expected SET=K, K >= 1 (e.g. A_deb_astro=2)",
+                param_hint="--copies-every",
+            )
+        if name.strip() in found:
+            raise click.BadParameter(
+                f"set {name.strip()!r} given twice", param_hint="--copies-every"
+            )
+        found[name.strip()] = int(count)
+    return found
+
+
 def _evaluate(
     photos_dir: Path | None,
     corpus: Path | None,
@@ -264,6 +292,7 @@ def _evaluate(
     method_specs: list[str],
     sample_every: int,
     sample_sets: list[str],
+    copies_every: dict[str, int],
     limit: int | None,
     workers: int | None,
     max_side: int,
@@ -294,9 +323,10 @@ def _evaluate(
     chosen = [method for method, _ in parsed] or None
     scopes = {method.name: scope for method, scope in parsed if not scope.is_full}
     photo_sets = find_sets(root, sets or None)
-    unknown = sorted(set(sample_sets) - {s.name for s in photo_sets})
-    if unknown:
-        raise click.BadParameter(f"no photo set {unknown[0]!r}", param_hint="--sample-sets")
+    for option, named in (("--sample-sets", sample_sets), ("--copies-every", copies_every)):
+        unknown = sorted(set(named) - {s.name for s in photo_sets})
+        if unknown:
+            raise click.BadParameter(f"no photo set {unknown[0]!r}", param_hint=option)
     total = sum(len(s.photos[:limit]) for s in photo_sets)
     with Reporter(total=total, progress=not no_progress) as reporter:
         done = [0]
@@ -309,6 +339,7 @@ def _evaluate(
             photo_sets,
             methods=chosen,
             scopes=scopes,
+            copies_every=copies_every,
             seed=seed,
             limit=limit,
             workers=workers,

@@ -348,7 +348,7 @@ def crops_and_screenshots(evaluation: Evaluation, set_name: str) -> list[CropScr
     found: list[CropScreenshotCheck] = []
     for method in added_methods(evaluation.methods):
         baseline = baseline_of(method)
-        sample = evaluation.sample(method)
+        sample = evaluation.sample(method, set_name)
         rows = []
         for transform in CROPS_AND_SCREENSHOTS:
             mine = _recall(evaluation, set_name, method, transform, sample)

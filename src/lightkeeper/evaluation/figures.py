@@ -65,7 +65,7 @@ def recall_figure(evaluation: Evaluation, set_name: str, method: str) -> str:
         if curve.family != "none":
             families.setdefault(curve.family, []).append(curve.transform)
     baseline = _baseline(evaluation, method)
-    sample = evaluation.sample(method)
+    sample = evaluation.sample(method, set_name)
     columns = min(6 if len(families) > 8 else 4, max(1, len(families)))
     rows = max(1, -(-len(families) // columns))
     title = f"{set_name}: recall against threshold, method {method}"

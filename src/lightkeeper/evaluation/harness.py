@@ -20,12 +20,13 @@ every method for its codes. It measures:
 
 A method may be measured on some of the copies only (`lightkeeper.evaluation.scopes`: some
 transform families, some sets, 1 in k photos), as the region signal is, whose codes cost
-tens of milliseconds per copy; its unrelated pairs always cover every photo. Where its
-copies are a sample of the photos, the methods measured on every copy are also counted on
-that same sample (`RecallCurve.sample`), so that a comparison is made on the same copies. A
-copy that no method is measured on is not made at all. A paired method
-(`lightkeeper.evaluation.methods.PairedMethod`) is measured as its matcher counts: over
-the compatible code pairs only.
+tens of milliseconds per copy; and a run may make a set's copies for 1 in k photos only,
+for every method (a set kept for its unrelated pairs: `Scope.set_every`). Unrelated pairs
+always cover every photo. Where a method's copies are a sample of the photos, the methods
+measured on every copy are also counted on that same sample (`RecallCurve.sample`), so
+that a comparison is made on the same copies. A copy that no method is measured on is not
+made at all. A paired method (`lightkeeper.evaluation.methods.PairedMethod`) is measured
+as its matcher counts: over the compatible code pairs only.
 
 Work is spread over processes, one photo at a time; results do not depend on how many.
 """
@@ -438,7 +439,7 @@ def _recall_curves(
 
     matrices = [stacked("distances", k) for k in range(len(settings.methods))]
     gated = [stacked("gated", k) for k in range(len(settings.methods))]
-    samples = [scope.sample(settings.seed) for scope in settings.scopes]
+    samples = [scope.sample(settings.seed, set_name) for scope in settings.scopes]
     curves: list[RecallCurve] = []
     seen: set[tuple[str, str, str]] = set()
 
@@ -566,15 +567,17 @@ def run_evaluation(
     replicates: int = 200,
     progress: Callable[[int, int], None] | None = None,
     scopes: Mapping[str, Scope] | None = None,
+    copies_every: Mapping[str, int] | None = None,
 ) -> Evaluation:
     """Evaluate `methods` (default: plain PDQ and PDQ with its eight variants) on the
     photo sets under the transform `suite` (default: `standard_suite`).
 
     `scopes` restricts a method, by name, to some copies (`Scope`: transform families,
     sets, 1 in k photos); the others are measured on every copy, and every method's
-    unrelated pairs on every photo. `limit` takes the first N photos of each set (for
-    quick runs); `workers` processes
-    (default: every available core; 1 runs in this process); `replicates` of the
+    unrelated pairs on every photo. `copies_every` makes every method's copies in the
+    named sets for 1 in K photos only (`Scope.set_every`). `limit` takes the first N
+    photos of each set (for quick runs); `workers` processes (default: every available
+    core; 1 runs in this process); `replicates` of the
     calibration bootstrap; `progress(done, total)` is called after each photo.
 
     Workers are started by a fork server (or spawned), not forked from the caller, so a
@@ -601,6 +604,13 @@ def run_evaluation(
     unknown = sorted(set(chosen_scopes) - set(names))
     if unknown:
         raise ValueError(f"scopes given for methods not in the run: {unknown}")
+    if copies_every:
+        unknown = sorted(set(copies_every) - {s.name for s in photo_sets})
+        if unknown:
+            raise ValueError(f"copies sampled in sets not in the run: {unknown}")
+        chosen_scopes = {
+            n: chosen_scopes.get(n, Scope()).with_set_samples(copies_every) for n in names
+        }
     signal = get("pdq")
     floor = signal.default_quality_floor if isinstance(signal, ImageSignalType) else 0
     settings = _Settings(

@@ -152,16 +152,18 @@ class Evaluation:
     #: The methods measured over compatible code pairs only (`PairedMethod`).
     paired: tuple[str, ...] = ()
 
-    def sample(self, method: str) -> str:
-        """The photos `method`'s own copies are counted on ("" for every photo)."""
-        return str(self.scopes.get(method, {}).get("sample", ""))
+    def sample(self, method: str, set_name: str) -> str:
+        """The photos of a set that `method`'s own copies are counted on ("" for every
+        photo): its own sample, and the set's where the run sampled the set's copies."""
+        scope = self.scopes.get(method, {})
+        return str(scope.get("set_samples", {}).get(set_name, scope.get("sample", "")))
 
     def curve(
         self, set_name: str, method: str, transform: str, sample: str | None = None
     ) -> RecallCurve:
         """The recall curve of `method` on `transform` in a set, counted on `sample`'s
-        photos; by default on the method's own (`sample(method)`)."""
-        wanted = self.sample(method) if sample is None else sample
+        photos; by default on the method's own (`sample(method, set_name)`)."""
+        wanted = self.sample(method, set_name) if sample is None else sample
         key = (set_name, method, transform, wanted)
         for curve in self.recall:
             if (curve.set, curve.method, curve.transform, curve.sample) == key:
@@ -170,7 +172,7 @@ class Evaluation:
 
     def curves(self, set_name: str, method: str) -> list[RecallCurve]:
         """The method's own curves in a set (on its own photos), in suite order."""
-        own = self.sample(method)
+        own = self.sample(method, set_name)
         return [
             c for c in self.recall if c.set == set_name and c.method == method and c.sample == own
         ]

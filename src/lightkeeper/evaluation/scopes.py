@@ -15,6 +15,11 @@ the photos:
 - `Scope.every`: 1 in `every` photos of a set: those whose index i (in the set's sorted
   order) has ``i % every == seed % every``, so that the sample is fixed by the run's seed,
   spread evenly over the set (whose files sort by package), and the same for every method.
+- `Scope.set_every`: sets whose copies are made for 1 in K photos only, for every method of
+  the run (`run_evaluation`'s ``copies_every``; ``--copies-every SET=K``): a set kept for its
+  unrelated pairs (``make eval``'s astronomy set) need not pay for every copy of every photo.
+  Where a method has its own sample too, a photo is measured when it is in both, which is
+  1 in lcm(every, K) photos (both keep the index congruent to the seed).
 
 A scope restricts **copies only**: every method's unrelated pairs (false matches) are always
 measured on every photo of every set. The harness also measures the unrestricted methods
@@ -28,8 +33,9 @@ sample, 1 in K (``@1``: every photo), instead of the run's; `parse_method_specs`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from lightkeeper.evaluation.methods import METHOD_FACTORIES, Method, get_method
@@ -42,6 +48,7 @@ __all__ = [
     "REGION_FAMILIES",
     "Scope",
     "parse_method_specs",
+    "photo_sample",
 ]
 
 #: Where a region signal can change anything: the crops (what its windows are for), borders
@@ -81,10 +88,13 @@ class Scope:
     families: frozenset[str] | None = None
     sets: frozenset[str] | None = None
     every: int = 1
+    #: (set, K) pairs, sorted: in that set every method's copies are made for 1 in K photos.
+    set_every: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.every < 1:
-            raise ValueError(f"a photo sample takes 1 in every N photos, N >= 1 (got {self.every})")
+        for every in (self.every, *(k for _, k in self.set_every)):
+            if every < 1:
+                raise ValueError(f"a photo sample takes 1 in every N photos, N >= 1 (got {every})")
         if self.families is not None:
             unknown = sorted(self.families - set(FAMILIES))
             if unknown:
@@ -95,49 +105,76 @@ class Scope:
 
     @property
     def is_full(self) -> bool:
+        return self.is_own_full and not self.set_every
+
+    @property
+    def is_own_full(self) -> bool:
+        """Whether the method itself is measured on every copy (a set's sample aside)."""
         return self.families is None and self.sets is None and self.every == 1
 
     def offset(self, seed: int) -> int:
         """The index, modulo `every`, of the sampled photos."""
         return seed % self.every
 
+    def every_in(self, set_name: str) -> int:
+        """K where this method's copies in a set are measured on 1 in K photos: its own
+        sample and the set's together."""
+        return math.lcm(self.every, dict(self.set_every).get(set_name, 1))
+
     def covers_photo(self, set_name: str, photo_index: int, seed: int) -> bool:
         """Whether this photo's copies are measured (its unrelated pairs always are)."""
         if self.sets is not None and set_name not in self.sets:
             return False
-        return photo_index % self.every == self.offset(seed)
+        every = self.every_in(set_name)
+        return photo_index % every == seed % every
 
     def covers_family(self, family: str) -> bool:
         return self.families is None or family in self.families
 
-    def sample(self, seed: int) -> str:
-        """The photo sample in words ("" for every photo), as recall curves carry it."""
-        if self.every == 1:
-            return ""
-        return f"1 in {self.every} photos (index mod {self.every} = {self.offset(seed)})"
+    def sample(self, seed: int, set_name: str | None = None) -> str:
+        """The photo sample in words ("" for every photo), as recall curves carry it: the
+        method's own, or in `set_name`, its own and the set's together."""
+        return photo_sample(self.every if set_name is None else self.every_in(set_name), seed)
 
     def with_photos(self, *, sets: Iterable[str] | None = None, every: int = 1) -> Scope:
         """This scope on a photo sample (for methods restricted to some families only)."""
-        return Scope(self.families, frozenset(sets) if sets is not None else None, every)
+        return replace(self, sets=frozenset(sets) if sets is not None else None, every=every)
+
+    def with_set_samples(self, copies_every: Mapping[str, int]) -> Scope:
+        """This scope where the copies of the named sets are made for 1 in K photos only."""
+        pairs = tuple(sorted((name, k) for name, k in copies_every.items() if k != 1))
+        return replace(self, set_every=pairs)
 
     def describe(self, seed: int) -> dict[str, Any]:
-        """As the report's JSON shows it."""
+        """As the report's JSON shows it; `set_samples`: the sample, in words, in each set
+        that has its own."""
         return {
             "families": sorted(self.families) if self.families is not None else None,
             "sets": sorted(self.sets) if self.sets is not None else None,
             "every": self.every,
             "offset": self.offset(seed),
             "sample": self.sample(seed),
+            "set_every": dict(self.set_every),
+            "set_samples": {name: self.sample(seed, name) for name, _ in self.set_every},
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Scope:
         families, sets = data.get("families"), data.get("sets")
+        set_every = data.get("set_every") or {}
         return cls(
             frozenset(families) if families is not None else None,
             frozenset(sets) if sets is not None else None,
             int(data.get("every", 1)),
+            tuple(sorted((str(name), int(k)) for name, k in set_every.items())),
         )
+
+
+def photo_sample(every: int, seed: int) -> str:
+    """1 in `every` photos of a run with `seed`, in words ("" for every photo)."""
+    if every == 1:
+        return ""
+    return f"1 in {every} photos (index mod {every} = {seed % every})"
 
 
 #: Written after the colon for every family, overriding a method's default list.

@@ -21,6 +21,7 @@ from lightkeeper.evaluation.checks import (
     must_show,
 )
 from lightkeeper.evaluation.harness import Evaluation
+from lightkeeper.evaluation.scopes import Scope, photo_sample
 
 __all__ = [
     "PAIR_THRESHOLDS",
@@ -162,9 +163,20 @@ def pair_rows(evaluation: Evaluation) -> tuple[Row, list[Row]]:
 
 
 def scope_lines(evaluation: Evaluation) -> list[str]:
-    """One sentence per method measured on some copies only, and one on paired methods."""
+    """One sentence per set whose copies were made for a sample of its photos, one per
+    method measured on some copies only, and one on paired methods."""
     lines = []
+    set_every: dict[str, int] = {}
+    for scope in evaluation.scopes.values():
+        set_every.update(scope.get("set_every") or {})
+    for set_name, every in sorted(set_every.items()):
+        lines.append(
+            f"{set_name}: copies made on {photo_sample(every, evaluation.seed)} only, for every "
+            "method; its unrelated pairs on every photo."
+        )
     for method, scope in evaluation.scopes.items():
+        if Scope.from_json(scope).is_own_full:
+            continue  # measured on every copy but for the sets above
         families = ", ".join(scope["families"]) if scope.get("families") else "every family"
         sets = ", ".join(scope["sets"]) if scope.get("sets") else "every set"
         photos = scope.get("sample") or "every photo"
@@ -184,7 +196,7 @@ def scope_lines(evaluation: Evaluation) -> list[str]:
 def added_rows(evaluation: Evaluation, set_name: str, method: str) -> tuple[Row, list[Row]]:
     """Every transform the added `method` was measured on in a set: its copies, and recall at
     the default threshold of the built-in PDQ methods and of the method on the same copies."""
-    sample = evaluation.sample(method)
+    sample = evaluation.sample(method, set_name)
     others = [m for m in evaluation.methods if m not in added_methods(evaluation.methods)]
     head = ["transform", "copies", *[f"{m} (PDQ alone)" for m in others], method]
     threshold = evaluation.default_threshold
@@ -276,7 +288,7 @@ def added_sections(evaluation: Evaluation) -> list[tuple[str, str, tuple[Row, li
         for method in added_methods(evaluation.methods):
             head, rows = added_rows(evaluation, s.name, method)
             if rows:
-                sample = evaluation.sample(method)
+                sample = evaluation.sample(method, s.name)
                 photos = sample or "every photo"
                 found.append(
                     (
