@@ -125,6 +125,28 @@ def test_a_saved_json_redraws_the_same_report(
 
 
 @pytest.mark.usefixtures("no_figures")
+def test_a_broken_results_file_is_named_not_a_crash(
+    report_run: tuple[Result, Path], tmp_path: Path
+) -> None:
+    _, out = report_run
+    saved = orjson.loads((out / "report" / "accuracy.json").read_bytes())
+    no_pairs = {k: v for k, v in saved.items() if k != "pairs"}
+    bad_scope = {**saved, "scopes": {"pdq": {"families": ["nope"]}}}
+    bad_every = {**saved, "scopes": {"pdq": {"set_every": {"everyday": 0}}}}
+    for body, message in (
+        (no_pairs, "not a complete evaluation: no 'pairs'"),
+        (bad_scope, "not a valid evaluation: the scope of pdq: unknown transform families"),
+        (bad_every, "not a valid evaluation: the scope of pdq: a photo sample takes 1 in"),
+        ([1, 2], "not an evaluation (a JSON object)"),
+    ):
+        path = tmp_path / "broken.json"
+        path.write_bytes(orjson.dumps(body))
+        result = run("--from-json", path, "--out", tmp_path / "out")
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "internal error" not in result.output
+
+
+@pytest.mark.usefixtures("no_figures")
 def test_the_recommendation_follows_list_size_and_volume(report_run: tuple[Result, Path]) -> None:
     _, out = report_run
     saved = out / "report" / "accuracy.json"

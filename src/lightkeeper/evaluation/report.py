@@ -139,7 +139,14 @@ def read_json(path: Path) -> Evaluation:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise InputError(f"{path}: cannot read an evaluation: {exc}") from exc
-    return Evaluation.from_json(data)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not an evaluation (a JSON object)")
+    try:
+        return Evaluation.from_json(data)
+    except KeyError as exc:
+        raise InputError(f"{path}: not a complete evaluation: no {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{path}: not a valid evaluation: {exc}") from None
 
 
 def _table(evaluation: Evaluation, calibration: Calibration) -> list[Recommendation]:

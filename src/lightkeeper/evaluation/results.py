@@ -229,6 +229,19 @@ class Evaluation:
             tails=tuple(TailFit.from_json(t) for t in data["tails"]),
             environment=data["environment"],
             seconds=data["seconds"],
-            scopes=dict(data.get("scopes", {})),
+            scopes=_checked_scopes(data.get("scopes", {})),
             paired=tuple(data.get("paired", ())),
         )
+
+
+def _checked_scopes(scopes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The scopes of a results file, each one a valid `Scope` (ValueError names the
+    method and what is wrong)."""
+    from lightkeeper.evaluation.scopes import Scope
+
+    for method, scope in scopes.items():
+        try:
+            Scope.from_json(scope)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"the scope of {method}: {exc}") from None
+    return dict(scopes)
