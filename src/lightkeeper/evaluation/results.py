@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from lightkeeper.errors import InputError
 from lightkeeper.evaluation.calibration import TailFit
+from lightkeeper.evaluation.scopes import Scope
 
 __all__ = [
     "BINS",
@@ -237,8 +238,6 @@ class Evaluation:
 def _checked_scopes(scopes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The scopes of a results file, each one a valid `Scope` (ValueError names the
     method and what is wrong)."""
-    from lightkeeper.evaluation.scopes import Scope
-
     for method, scope in scopes.items():
         try:
             Scope.from_json(scope)
