@@ -171,6 +171,22 @@ def test_a_matcher_on_a_snapshot_gives_the_same_results(store: BankStore, snap: 
         assert on_snapshot.match_hashes(query) == plain.match_hashes(query)
 
 
+def test_paired_tables_reach_the_index_however_it_is_loaded(store: BankStore, snap: Path) -> None:
+    store.create_bank("a")
+    for i in range(10):
+        add(store, "a", i, ("pdq", "md5"))
+    compact = IndexFollower(store, snapshot_dir=snap)  # writes the snapshot
+    from_store = IndexFollower(store, paired_tables=True)
+    from_snapshot = IndexFollower(store, snapshot_dir=snap, paired_tables=True)
+    assert from_snapshot.status().loaded_from == "snapshot"
+    add(store, "a", 10, ("pdq",))  # and entries that arrive by the change log
+    queries = [bytes.fromhex(flip_bits(ALL_VALUES[i]["pdq"], 5, seed=i)) for i in range(12)]
+    for follower in (compact, from_store, from_snapshot):
+        follower.refresh()
+        assert follower._hamming["pdq"].paired == (follower is not compact)
+        assert follower.search("pdq", queries, 31) == compact.search("pdq", queries, 31)
+
+
 def test_an_empty_store_snapshots_and_loads(store: BankStore, snap: Path) -> None:
     IndexFollower(store, snapshot_dir=snap)
     follower = IndexFollower(store, snapshot_dir=snap)

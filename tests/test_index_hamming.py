@@ -127,7 +127,7 @@ def test_every_code_within_radius_has_a_qualifying_chunk(
 # Search against brute force
 
 
-@pytest.mark.parametrize("path", ["tables", "linear"])
+@pytest.mark.parametrize("path", ["tables", "paired", "linear"])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), radius=st.integers(0, 64))
 @settings(max_examples=40, deadline=None)
 def test_search_equals_brute_force(path: str, seed: int, n: int, radius: int) -> None:
@@ -138,8 +138,8 @@ def test_search_equals_brute_force(path: str, seed: int, n: int, radius: int) ->
         codes[1] = codes[0]  # the same code under two ids
     ids = rng.permutation(np.unique(rng.integers(-(2**62), 2**62, 2 * n + 1)))[:n]
     queries = queries_for(codes, radius, rng)
-    with strategy(path):
-        idx = HammingIndex()
+    with strategy("tables" if path == "paired" else path):
+        idx = HammingIndex(paired=path == "paired")
         idx.add(ids, codes)
         idx.compact()  # into the main block (with tables): the delta alone is a linear scan
         assert idx.search(queries, radius) == brute_force(ids, codes, queries, radius)
@@ -161,11 +161,12 @@ def test_search_at_table_scale_equals_brute_force(kind: str) -> None:
         assert idx.search(queries, radius) == brute_force(ids, codes, queries, radius)
 
 
-def test_every_radius_up_to_64_at_table_scale() -> None:
+@pytest.mark.parametrize("paired", [False, True])
+def test_every_radius_up_to_64_at_table_scale(paired: bool) -> None:
     rng = np.random.default_rng(3)
     codes = random_codes(rng, 66_000)
     ids = np.arange(len(codes), dtype=np.int64)
-    idx = HammingIndex()
+    idx = HammingIndex(paired=paired)
     idx.add(ids, codes)
     for radius in range(65):
         queries = np.stack([flip(codes[i], k, rng) for i, k in ((5, radius), (9, radius + 1))])
@@ -174,8 +175,9 @@ def test_every_radius_up_to_64_at_table_scale() -> None:
         assert got == brute_force(ids, codes, queries, radius), radius
 
 
+@pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize("seed", range(4))
-def test_crowded_buckets_searched_for_exact_low_halves(seed: int) -> None:
+def test_crowded_buckets_searched_for_exact_low_halves(seed: int, paired: bool) -> None:
     # Every chunk of every code shares one high half, with low halves bunched at the bottom,
     # repeated, or spread: queries whose high halves differ by exactly t bits make the core look
     # up exact low halves in one crowded bucket per chunk (window and galloping search).
@@ -203,7 +205,7 @@ def test_crowded_buckets_searched_for_exact_low_halves(seed: int) -> None:
         queries.append(q)
     qcodes = np.array(queries, dtype="<u4").view(np.uint8).reshape(-1, 32)
     with strategy("tables"):
-        idx = HammingIndex()
+        idx = HammingIndex(paired=paired)  # paired: the crowding is in the paired tables' keys
         idx.add(ids, codes)
         idx.compact()
         for radius in (24, 25, 31):
@@ -510,9 +512,10 @@ class IndexAgainstModel(RuleBasedStateMachine):
         self.mp.undo()
         self.tmp.cleanup()
 
-    @initialize(seed=st.integers(0, 2**32 - 1))
-    def seed(self, seed: int) -> None:
+    @initialize(seed=st.integers(0, 2**32 - 1), paired=st.booleans())
+    def seed(self, seed: int, paired: bool) -> None:
         self.rng = np.random.default_rng(seed)
+        self.idx = HammingIndex(paired=paired)  # paired tables follow every merge and load
 
     @rule(ids=st.lists(st.integers(0, 40), max_size=12))
     def add(self, ids: list[int]) -> None:
@@ -538,7 +541,7 @@ class IndexAgainstModel(RuleBasedStateMachine):
     def save_and_load(self) -> None:
         path = Path(self.tmp.name) / "idx.lkh"
         self.idx.save(path)
-        self.idx = HammingIndex.load(path)
+        self.idx = HammingIndex.load(path, paired=self.idx.paired)
 
     @rule(radius=st.integers(0, 64))
     def search(self, radius: int) -> None:
@@ -652,10 +655,13 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, n
     return path, ids, codes
 
 
-@pytest.mark.parametrize("mmap", [False, True])
-def test_save_and_load_round_trip(saved: tuple[Path, np.ndarray, np.ndarray], mmap: bool) -> None:
+@pytest.mark.parametrize(("mmap", "paired"), [(False, False), (True, False), (True, True)])
+def test_save_and_load_round_trip(
+    saved: tuple[Path, np.ndarray, np.ndarray], mmap: bool, paired: bool
+) -> None:
     path, ids, codes = saved
-    idx = HammingIndex.load(path, mmap=mmap)
+    idx = HammingIndex.load(path, mmap=mmap, paired=paired)
+    assert idx.paired == paired
     assert len(idx) == len(ids) - 10 + 1
     live_ids = np.concatenate([ids[10:], [-5]])
     live_codes = np.concatenate([codes[10:], codes[:1]])
@@ -664,6 +670,31 @@ def test_save_and_load_round_trip(saved: tuple[Path, np.ndarray, np.ndarray], mm
     assert idx.search(queries, 31) == brute_force(live_ids, live_codes, queries, 31)
     idx.add([7_000_000], codes[3:4])  # a loaded (even mapped) index still takes updates
     assert (7_000_000, 0) in idx.search(codes[3:4], 0)[0]
+
+
+def test_paired_tables_are_built_in_memory_and_never_saved(tmp_path: Path) -> None:
+    rng = np.random.default_rng(21)
+    codes = random_codes(rng, 70_000)
+    ids = np.arange(len(codes), dtype=np.int64)
+    files = {}
+    for paired in (False, True):
+        idx = HammingIndex(paired=paired)
+        idx.add(ids, codes)
+        files[paired] = tmp_path / f"{paired}.lkh"
+        idx.save(files[paired])
+    assert files[True].read_bytes() == files[False].read_bytes()
+    queries = np.stack([flip(codes[i], i % 40, rng) for i in range(40)])
+    compact, paired_idx = (
+        HammingIndex.load(files[False]),
+        HammingIndex.load(files[False], paired=True),
+    )
+    assert paired_idx.search(queries, 31) == compact.search(queries, 31)
+    assert paired_idx.search(queries, 31) == brute_force(ids, codes, queries, 31)
+    # A merge (here: after removals past a quarter of the block) rebuilds them with the tables.
+    paired_idx.remove(ids[: len(ids) // 2])
+    assert paired_idx.paired and paired_idx._state[0].paired is not None
+    keep = slice(len(ids) // 2, None)
+    assert paired_idx.search(queries, 31) == brute_force(ids[keep], codes[keep], queries, 31)
 
 
 def test_empty_and_small_indexes_round_trip(tmp_path: Path) -> None:

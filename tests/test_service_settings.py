@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from lightkeeper.banks import BankStore
 from lightkeeper.cli.main import main
 from lightkeeper.matching import Matcher
-from lightkeeper.service.settings import INDEX_THREADS, ServiceSettings
+from lightkeeper.service.settings import INDEX_THREADS, PAIRED_TABLES, ServiceSettings
 
 
 def test_index_threads_default_to_none_and_round_trip_through_the_environment() -> None:
@@ -19,6 +19,15 @@ def test_index_threads_default_to_none_and_round_trip_through_the_environment() 
     assert INDEX_THREADS.env not in ServiceSettings().to_env()
     settings = ServiceSettings(index_threads=3)
     assert ServiceSettings.from_env(settings.to_env()).index_threads == 3
+
+
+def test_paired_tables_are_on_by_default_and_reach_the_workers() -> None:
+    assert ServiceSettings.from_env({}).paired_tables is True
+    off = ServiceSettings.from_env({PAIRED_TABLES.env: "0"})
+    assert off.paired_tables is False
+    assert ServiceSettings.from_env(off.to_env()).paired_tables is False
+    with pytest.raises(ValueError, match=PAIRED_TABLES.env):
+        ServiceSettings.from_env({PAIRED_TABLES.env: "fast"})
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])

@@ -242,11 +242,30 @@ typedef struct {
     const uint32_t *dirs;  /* LK_NCHUNKS x LK_DIR_LEN, or NULL */
     const uint16_t *lows;  /* LK_NCHUNKS x n + LK_LOW_PAD */
     const uint32_t *slots; /* LK_NCHUNKS x n */
+    /* Paired tables, or NULL: the same postings keyed by each chunk's low half instead (pdirs by
+     * the low 16 bits, plows holding the high 16 bits). See "Paired tables" below. */
+    const uint32_t *pdirs;
+    const uint16_t *plows;
+    const uint32_t *pslots;
 } Segment;
 
-/* Full distance of a candidate, or -1 when it is out of radius or belongs to an earlier chunk. */
-static inline int verify(const uint8_t *code, const uint8_t *q, int chunk, const int *t,
+/* A chunk's table (0 .. LK_NCHUNKS - 1) or its paired table (LK_NCHUNKS + chunk). */
+static inline const uint16_t *table_lows(const Segment *sg, int table) {
+    return table < LK_NCHUNKS ? sg->lows + (size_t)table * sg->n
+                              : sg->plows + (size_t)(table - LK_NCHUNKS) * sg->n;
+}
+
+static inline const uint32_t *table_slots(const Segment *sg, int table) {
+    return table < LK_NCHUNKS ? sg->slots + (size_t)table * sg->n
+                              : sg->pslots + (size_t)(table - LK_NCHUNKS) * sg->n;
+}
+
+/* Full distance of a candidate found through `table`, or -1 when it is out of radius or is
+ * reported elsewhere: through an earlier chunk, or, found in a paired table, through its chunk's
+ * own table (its high half is within t / 2 bits: see "Paired tables"). */
+static inline int verify(const uint8_t *code, const uint8_t *q, int table, const int *t,
                          int radius) {
+    const int chunk = table < LK_NCHUNKS ? table : table - LK_NCHUNKS;
     int d[LK_NCHUNKS];
     int total = 0;
     for (int j = 0; j < LK_NCHUNKS; j++) {
@@ -256,6 +275,10 @@ static inline int verify(const uint8_t *code, const uint8_t *q, int chunk, const
     if (total > radius) return -1;
     for (int j = 0; j < chunk; j++)
         if (d[j] <= t[j]) return -1;
+    if (table >= LK_NCHUNKS) {
+        uint32_t high = (load_le32(code + 4 * chunk) ^ load_le32(q + 4 * chunk)) >> 16;
+        if (__builtin_popcount(high) <= t[chunk] / 2) return -1;
+    }
     return total;
 }
 
@@ -328,19 +351,19 @@ static inline size_t window_start(size_t s, size_t e, uint16_t x) {
     return w0 + LK_WINDOW <= e ? w0 : e - LK_WINDOW;
 }
 
-/* One bucket a query visits: its posting range, its chunk, the query's low half for that chunk
- * and how many low bits may still differ (0: only exact low halves qualify). */
+/* One bucket a query visits: its posting range, its table (see table_lows), the query's half
+ * stored in that table and how many bits of it may still differ (0: only an exact value). */
 typedef struct {
     uint32_t start, end;
     uint16_t ql;
-    uint8_t chunk;
+    uint8_t table;
     uint8_t budget;
 } Visit;
 
 /* A posting that passed the bucket filter, to be checked against the full code. */
 typedef struct {
     uint32_t slot;
-    uint32_t chunk;
+    uint32_t table;
 } Candidate;
 
 typedef struct {
@@ -355,8 +378,13 @@ typedef struct {
  * typical query stays small enough for the heap instead of fresh pages from the kernel. */
 static int scratch_init(Scratch *s, const int *t) {
     size_t most = 1;
-    for (int c = 0; c < LK_NCHUNKS; c++)
-        if (t[c] >= 0) most += g_upto[t[c] < 16 ? t[c] : 16];
+    for (int c = 0; c < LK_NCHUNKS; c++) {
+        if (t[c] < 0) continue;
+        const int half = t[c] / 2;
+        const size_t one = g_upto[t[c] < 16 ? t[c] : 16];
+        const size_t paired = 2 * (size_t)g_upto[half < 16 ? half : 16];
+        most += one > paired ? one : paired; /* room for whichever plan plan_query makes */
+    }
     s->visits = (Visit *)malloc(most * sizeof(Visit));
     s->hits = (uint32_t *)malloc((LK_PIECE + LK_LOW_PAD) * sizeof(uint32_t));
     s->capcand = 1024;
@@ -371,7 +399,7 @@ static void scratch_free(Scratch *s) {
     free(s->cand);
 }
 
-static inline int add_candidate(Scratch *sc, uint32_t slot, int chunk) {
+static inline int add_candidate(Scratch *sc, uint32_t slot, int table) {
     if (sc->ncand == sc->capcand) {
         size_t cap = 2 * sc->capcand;
         Candidate *c = (Candidate *)realloc(sc->cand, cap * sizeof(Candidate));
@@ -380,9 +408,41 @@ static inline int add_candidate(Scratch *sc, uint32_t slot, int chunk) {
         sc->capcand = cap;
     }
     sc->cand[sc->ncand].slot = slot;
-    sc->cand[sc->ncand].chunk = (uint32_t)chunk;
+    sc->cand[sc->ncand].table = (uint32_t)table;
     sc->ncand++;
     return 0;
+}
+
+/* Paired tables. A chunk within t bits of the query's has one of its 16-bit halves within
+ * t / 2 bits (the two halves' distances add up to at most t). So where a segment has paired
+ * tables, a query visits, in each chunk's own table, the buckets whose high half is within t / 2
+ * bits (keeping postings whose low half is within the rest of t), and in its paired table, the
+ * buckets whose low half is within t / 2 (keeping postings whose high half is within the rest).
+ * For t = 3 (radius 31) that is 2 x 17 buckets per chunk, scanned whole, instead of 697 of
+ * which 560 are exact lookups at random places: at 13.4 M codes, where a query waits on memory,
+ * p50 0.14 ms against 0.50 ms (bench/index_bench.py), for 6 more bytes per code per chunk. A code
+ * found in both tables of its chunk is reported from the first (verify). t = 0 keeps one table:
+ * one exact lookup beats two scans. */
+static inline int paired_chunk(const Segment *sg, int t) { return sg->pdirs != NULL && t >= 1; }
+
+/* The buckets of one table within `within` bits of the query's key half qh. */
+static size_t plan_table(const uint32_t *dir, size_t n, uint32_t qh, uint16_t ql, int table,
+                         int t, int within, Visit *visits) {
+    size_t k = 0;
+    const uint32_t nm = g_upto[within < 16 ? within : 16];
+    for (uint32_t j = 0; j < nm; j++) {
+        uint32_t b = qh ^ g_masks[j];
+        uint32_t s = dir[b], e = dir[b + 1];
+        if (e > n) e = (uint32_t)n;
+        if (s >= e) continue;
+        visits[k].start = s;
+        visits[k].end = e;
+        visits[k].ql = ql;
+        visits[k].table = (uint8_t)table;
+        visits[k].budget = (uint8_t)(t - __builtin_popcount(g_masks[j]));
+        k++;
+    }
+    return k;
 }
 
 /* Stage 1: every non-empty bucket the query visits, over all chunks (the directories are small
@@ -393,22 +453,15 @@ static size_t plan_query(const Segment *sg, const uint8_t *q, const int *t, Visi
     for (int c = 0; c < LK_NCHUNKS; c++) {
         if (t[c] < 0) continue;
         const uint32_t qw = load_le32(q + 4 * c);
-        const uint32_t qh = qw >> 16;
-        const uint16_t ql = (uint16_t)(qw & 0xffffu);
+        const uint16_t qh = (uint16_t)(qw >> 16), ql = (uint16_t)(qw & 0xffffu);
         const uint32_t *dir = sg->dirs + (size_t)c * LK_DIR_LEN;
-        const uint32_t nm = g_upto[t[c] < 16 ? t[c] : 16];
-        for (uint32_t j = 0; j < nm; j++) {
-            uint32_t b = qh ^ g_masks[j];
-            uint32_t s = dir[b], e = dir[b + 1];
-            if (e > n) e = (uint32_t)n;
-            if (s >= e) continue;
-            visits[k].start = s;
-            visits[k].end = e;
-            visits[k].ql = ql;
-            visits[k].chunk = (uint8_t)c;
-            visits[k].budget = (uint8_t)(t[c] - __builtin_popcount(g_masks[j]));
-            k++;
+        if (!paired_chunk(sg, t[c])) {
+            k += plan_table(dir, n, qh, ql, c, t[c], t[c], visits + k);
+            continue;
         }
+        const uint32_t *pdir = sg->pdirs + (size_t)c * LK_DIR_LEN;
+        k += plan_table(dir, n, qh, ql, c, t[c], t[c] / 2, visits + k);
+        k += plan_table(pdir, n, ql, qh, LK_NCHUNKS + c, t[c], t[c] / 2, visits + k);
     }
     return k;
 }
@@ -420,13 +473,12 @@ static size_t plan_query(const Segment *sg, const uint8_t *q, const int *t, Visi
  * visits) read only a 64-byte window around the interpolated position; the window settles the
  * question unless the bucket is skewed. */
 static int filter_visits(const Segment *sg, const Visit *visits, size_t k, Scratch *sc) {
-    const size_t n = sg->n;
     uint32_t touched = 0;
     for (size_t b0 = 0; b0 < k; b0 += LK_BATCH) {
         const size_t b1 = k - b0 > LK_BATCH ? b0 + LK_BATCH : k;
         for (size_t i = b0; i < b1; i++) {
             const Visit *v = &visits[i];
-            const uint16_t *lows = sg->lows + (size_t)v->chunk * n;
+            const uint16_t *lows = table_lows(sg, v->table);
             size_t s = v->start, e = v->end;
             if (v->budget == 0 && e - s > LK_WINDOW) {
                 size_t w0 = window_start(s, e, v->ql);
@@ -439,9 +491,9 @@ static int filter_visits(const Segment *sg, const Visit *visits, size_t k, Scrat
         }
         for (size_t i = b0; i < b1; i++) {
             const Visit *v = &visits[i];
-            const int c = v->chunk;
-            const uint16_t *lows = sg->lows + (size_t)c * n;
-            const uint32_t *slots = sg->slots + (size_t)c * n;
+            const int c = v->table;
+            const uint16_t *lows = table_lows(sg, c);
+            const uint32_t *slots = table_slots(sg, c);
             const uint16_t ql = v->ql;
             size_t s = v->start, e = v->end;
             if (v->budget == 0 && e - s > LK_WINDOW) {
@@ -481,7 +533,7 @@ static int verify_candidates(const Segment *sg, const uint8_t *q, const int *t, 
             prefetch(sg->codes + (size_t)cand[i + LK_AHEAD].slot * LK_CODE_BYTES);
         const uint32_t slot = cand[i].slot;
         if (slot >= sg->n) continue;
-        int d = verify(sg->codes + (size_t)slot * LK_CODE_BYTES, q, (int)cand[i].chunk, t, radius);
+        int d = verify(sg->codes + (size_t)slot * LK_CODE_BYTES, q, (int)cand[i].table, t, radius);
         if (d < 0 || !sg->alive[slot]) continue;
         if (hits_push(out, sg->ids[slot], d) < 0) return -1;
     }
@@ -1382,7 +1434,7 @@ done:
 /* Buffer parsing                                                                              */
 
 typedef struct {
-    Py_buffer views[6];
+    Py_buffer views[9]; /* a segment: codes, ids, alive and up to six tables */
     int nviews;
 } Views;
 
@@ -1405,10 +1457,11 @@ static const void *take(Views *v, PyObject *obj, size_t need, int writable, cons
     return b->buf;
 }
 
-/* seg = (codes, ids, alive, n, dirs | None, lows | None, slots | None) */
+/* seg = (codes, ids, alive, n, dirs | None, lows | None, slots | None
+ *        [, pdirs | None, plows | None, pslots | None])   (paired tables: with dirs only) */
 static int parse_segment(PyObject *tup, Segment *sg, Views *v) {
-    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) != 7) {
-        PyErr_SetString(PyExc_TypeError, "segment must be a 7-tuple");
+    if (!PyTuple_Check(tup) || (PyTuple_GET_SIZE(tup) != 7 && PyTuple_GET_SIZE(tup) != 10)) {
+        PyErr_SetString(PyExc_TypeError, "segment must be a 7- or 10-tuple");
         return -1;
     }
     Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(tup, 3));
@@ -1435,6 +1488,17 @@ static int parse_segment(PyObject *tup, Segment *sg, Views *v) {
         if (!(sg->slots = take(v, PyTuple_GET_ITEM(tup, 6), (size_t)LK_NCHUNKS * sg->n * 4, 0,
                                "slots")))
             return -1;
+        PyObject *pdirs = PyTuple_GET_SIZE(tup) == 10 ? PyTuple_GET_ITEM(tup, 7) : Py_None;
+        if (pdirs != Py_None) {
+            if (!(sg->pdirs = take(v, pdirs, (size_t)LK_NCHUNKS * LK_DIR_LEN * 4, 0, "pdirs")))
+                return -1;
+            if (!(sg->plows = take(v, PyTuple_GET_ITEM(tup, 8),
+                                   ((size_t)LK_NCHUNKS * sg->n + LK_LOW_PAD) * 2, 0, "plows")))
+                return -1;
+            if (!(sg->pslots = take(v, PyTuple_GET_ITEM(tup, 9), (size_t)LK_NCHUNKS * sg->n * 4,
+                                    0, "pslots")))
+                return -1;
+        }
     }
     return 0;
 }
@@ -1675,9 +1739,10 @@ static void build_scratch_free(BuildScratch *b) {
     free(b->tmp);
 }
 
-/* part: the top-byte histogram of this chunk, shifted by one (part[b + 1] = count of b). */
-static int build_one(const uint8_t *codes, size_t n, int chunk, size_t *part, uint32_t *dir,
-                     uint16_t *low, uint32_t *slot, BuildScratch *bs) {
+/* part: the top-byte histogram of this chunk's key, shifted by one (part[b + 1] = count of b).
+ * The key is the chunk, or with `paired` the chunk with its halves swapped (paired tables). */
+static int build_one(const uint8_t *codes, size_t n, int chunk, int paired, size_t *part,
+                     uint32_t *dir, uint16_t *low, uint32_t *slot, BuildScratch *bs) {
     uint64_t *items = bs->items;
     const uint8_t *base = codes + 4 * chunk;
     size_t largest = 0;
@@ -1688,7 +1753,8 @@ static int build_one(const uint8_t *codes, size_t n, int chunk, size_t *part, ui
     size_t next[256];
     memcpy(next, part, sizeof next);
     for (size_t i = 0; i < n; i++) {
-        uint64_t w = load_le32(base + i * LK_CODE_BYTES);
+        uint32_t v = load_le32(base + i * LK_CODE_BYTES);
+        uint64_t w = paired ? (v >> 16) | (v << 16) : v;
         items[next[w >> 24]++] = (w << 32) | (uint64_t)i;
     }
     if (largest > bs->cap_tmp) {
@@ -1717,14 +1783,17 @@ static int build_one(const uint8_t *codes, size_t n, int chunk, size_t *part, ui
     return 0;
 }
 
-/* build_tables(codes, n, dirs, lows, slots, chunks): build the listed chunks, reusing one set of
- * scratch buffers (fresh memory is slow to fault in on some VMs: ~7 us per 4 KiB page here).
+/* build_tables(codes, n, dirs, lows, slots, chunks, paired=0): build the listed chunks (their
+ * paired tables with `paired`), reusing one set of scratch buffers (fresh memory is slow to fault
+ * in on some VMs: ~7 us per 4 KiB page here).
  * dirs: chunks x 65537 uint32; lows: chunks x n (+ pad) uint16; slots: chunks x n uint32. */
 static PyObject *py_build_tables(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cobj, *dobj, *lobj, *sobj, *chunks_obj;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OnOOOO", &cobj, &n, &dobj, &lobj, &sobj, &chunks_obj))
+    int paired = 0;
+    if (!PyArg_ParseTuple(args, "OnOOOO|p", &cobj, &n, &dobj, &lobj, &sobj, &chunks_obj,
+                          &paired))
         return NULL;
     if (n < 0 || (uint64_t)n > UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "need 0 <= n < 2**32");
@@ -1766,15 +1835,17 @@ static PyObject *py_build_tables(PyObject *self, PyObject *args) {
         BuildScratch bs = {0};
         bs.items = (uint64_t *)malloc((un ? un : 1) * sizeof(uint64_t));
         if (!bs.items) rc = -1;
-        /* one pass over the codes counts the top bytes of every chunk this call builds */
+        /* one pass over the codes counts the top bytes of every key this call builds (a
+         * paired table's key starts with the chunk's byte 1) */
+        const int top = paired ? 1 : 3;
         size_t(*part)[257] = (size_t(*)[257])calloc(LK_NCHUNKS, sizeof *part);
         if (!part) rc = -1;
         for (size_t r = 0; r < un && rc == 0; r++)
             for (int i = 0; i < nchunks; i++)
-                part[i][codes[r * LK_CODE_BYTES + 4 * chunks[i] + 3] + 1]++;
+                part[i][codes[r * LK_CODE_BYTES + 4 * chunks[i] + top] + 1]++;
         for (int i = 0; i < nchunks && rc == 0; i++) {
             int c = chunks[i];
-            rc = build_one(codes, un, c, part[i], dirs + (size_t)c * LK_DIR_LEN,
+            rc = build_one(codes, un, c, paired, part[i], dirs + (size_t)c * LK_DIR_LEN,
                            lows + (size_t)c * un, slots + (size_t)c * un, &bs);
         }
         free(part);
@@ -1884,7 +1955,8 @@ static PyMethodDef methods[] = {
      "group_bits: buckets per group 2**(16 - group_bits) (0: chosen by the cost model); join:\n"
      "exact lookups joined (-1: by the cost model, 0: never, 1: always); portable: no AVX-512."},
     {"build_tables", py_build_tables, METH_VARARGS,
-     "build_tables(codes, n, dirs, lows, slots, chunks): fill the tables of the listed chunks."},
+     "build_tables(codes, n, dirs, lows, slots, chunks, paired=False): fill the tables (or\n"
+     "with paired, the paired tables: keyed by the low half) of the listed chunks."},
     {"xxh64", py_xxh64, METH_VARARGS, "xxh64(data, seed=0) -> int: XXH64 checksum."},
     {NULL, NULL, 0, NULL},
 };

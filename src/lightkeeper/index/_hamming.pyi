@@ -17,7 +17,21 @@ MAX_THRESHOLD: int
 KERNEL: str
 BATCH_KERNEL: str
 
-Segment = tuple[Buffer, Buffer, Buffer, int, Buffer | None, Buffer | None, Buffer | None]
+Segment = (
+    tuple[Buffer, Buffer, Buffer, int, Buffer | None, Buffer | None, Buffer | None]
+    | tuple[
+        Buffer,
+        Buffer,
+        Buffer,
+        int,
+        Buffer | None,
+        Buffer | None,
+        Buffer | None,
+        Buffer | None,
+        Buffer | None,
+        Buffer | None,
+    ]
+)
 
 def search(
     queries: Buffer,
@@ -40,6 +54,13 @@ def search_batch(
     /,
 ) -> list[list[tuple[int, int]]]: ...
 def build_tables(
-    codes: Buffer, n: int, dirs: Buffer, lows: Buffer, slots: Buffer, chunks: Sequence[int], /
+    codes: Buffer,
+    n: int,
+    dirs: Buffer,
+    lows: Buffer,
+    slots: Buffer,
+    chunks: Sequence[int],
+    paired: bool = False,
+    /,
 ) -> None: ...
 def xxh64(data: Buffer, seed: int = 0, /) -> int: ...

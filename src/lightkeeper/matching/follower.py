@@ -232,6 +232,9 @@ class IndexFollower:
 
     ``search_threads`` caps the threads one batched search starts (default: every CPU this
     process may use); a server with many worker processes may want each to start fewer.
+    ``paired_tables`` gives the signal types' Hamming indexes paired tables
+    (`HammingIndex(paired=True)`): single lookups about 3.5 times faster at national-list
+    scale for 1.5x their memory (a service's choice; one-off commands do without).
     """
 
     def __init__(
@@ -241,6 +244,7 @@ class IndexFollower:
         snapshot_dir: str | os.PathLike[str] | None = None,
         snapshot_every: int = SNAPSHOT_EVERY,
         search_threads: int | None = None,
+        paired_tables: bool = False,
     ) -> None:
         if snapshot_every < 1:
             raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
@@ -248,6 +252,7 @@ class IndexFollower:
             raise ValueError(f"search_threads must be at least 1, got {search_threads}")
         self._store = store
         self._search_threads = search_threads
+        self._paired = paired_tables
         self._lock = threading.Lock()
         self._banks: dict[int, Bank] = {}
         self._indexed: set[int] = set()
@@ -260,7 +265,9 @@ class IndexFollower:
         self._errors = 0
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
-        self._snapshots = None if snapshot_dir is None else SnapshotDir(snapshot_dir)
+        self._snapshots = (
+            None if snapshot_dir is None else SnapshotDir(snapshot_dir, paired=paired_tables)
+        )
         self._snapshot_every = snapshot_every
         self._snapshot_seq: int | None = None
         self._snapshot_retry_at = 0.0
@@ -608,7 +615,7 @@ class IndexFollower:
                     bulk.add(row.id, row.signal_type, row.value)
         hamming: dict[str, HammingIndex] = {}
         for signal_type, (ids, codes) in bulk.hamming.items():
-            hamming[signal_type] = index = HammingIndex()
+            hamming[signal_type] = index = HammingIndex(paired=self._paired)
             index.add(_id_array(ids), np.frombuffer(codes, dtype=np.uint8).reshape(-1, CODE_BYTES))
         exact: dict[str, ExactIndex] = {}
         for signal_type, (exact_ids, keys) in bulk.exact.items():
@@ -690,7 +697,7 @@ class IndexFollower:
 
     def _insert(self, bulk: _Bulk) -> None:
         for signal_type, (ids, codes) in bulk.hamming.items():
-            index = self._hamming.setdefault(signal_type, HammingIndex())
+            index = self._hamming.setdefault(signal_type, HammingIndex(paired=self._paired))
             index.add(_id_array(ids), np.frombuffer(codes, dtype=np.uint8).reshape(-1, CODE_BYTES))
         for signal_type, (exact_ids, keys) in bulk.exact.items():
             self._exact.setdefault(signal_type, ExactIndex()).add(_id_array(exact_ids), keys)

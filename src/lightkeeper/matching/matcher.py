@@ -191,12 +191,16 @@ class Matcher:
         snapshot_dir: str | os.PathLike[str] | None = None,
         refresh_on_call: bool = True,
         search_threads: int | None = None,
+        paired_tables: bool = False,
     ) -> None:
         self._store = store
         self._limits = limits
         self._refresh_on_call = refresh_on_call
         self._follower = IndexFollower(
-            store, snapshot_dir=snapshot_dir, search_threads=search_threads
+            store,
+            snapshot_dir=snapshot_dir,
+            search_threads=search_threads,
+            paired_tables=paired_tables,
         )
 
     @property

@@ -180,9 +180,12 @@ class SnapshotDir:
     Safe to use from several threads and processes at once.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, mapped: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, mapped: bool = False, paired: bool = False
+    ) -> None:
         self._path = Path(path)
         self._mapped = mapped
+        self._paired = paired  # signal types' Hamming indexes get paired tables on loading
 
     @property
     def path(self) -> Path:
@@ -237,7 +240,9 @@ class SnapshotDir:
             index: HammingIndex | ExactIndex
             try:
                 if item.kind == "hamming":
-                    index = hamming[item.signal_type] = HammingIndex.load(path, mmap=self._mapped)
+                    index = hamming[item.signal_type] = HammingIndex.load(
+                        path, mmap=self._mapped, paired=self._paired
+                    )
                 elif item.kind == "regions":
                     index = regions[item.signal_type] = HammingIndex.load(path, mmap=self._mapped)
                 else:

@@ -63,6 +63,7 @@ class Runtime:
                 snapshot_dir=snapshot_dir,
                 refresh_on_call=False,
                 search_threads=settings.index_threads,
+                paired_tables=settings.paired_tables,
             )
             self.keys = KeyRing(self.store)
         except BaseException:

@@ -72,6 +72,15 @@ HOT_PATH = Setting(
     "hot path (same answers, less CPU); 0: off.",
 )
 
+PAIRED_TABLES = Setting(
+    "paired_tables",
+    "LIGHTKEEPER_PAIRED_TABLES",
+    "1",
+    "1: each worker's PDQ index keeps paired tables: single lookups about 3.5 times faster "
+    "at 13.4 M hashes, for 137 bytes per hash instead of 89 (1.84 GB against 1.19 GB at "
+    "13.4 M); 0: the compact index.",
+)
+
 ACTIONS = Setting(
     "actions",
     "LIGHTKEEPER_ACTIONS",
@@ -89,6 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
     INDEX_THREADS,
     FOLLOW_INTERVAL,
     HOT_PATH,
+    PAIRED_TABLES,
     ACTIONS,
 )
 
@@ -112,6 +122,8 @@ class ServiceSettings:
     index_threads: int | None = None
     follow_interval: float = float(FOLLOW_INTERVAL.default)
     hot_path: bool = True
+    #: Paired tables in the PDQ index (`HammingIndex(paired=True)`).
+    paired_tables: bool = True
     #: Act on matches: the policy, the vault, cases and webhooks (`lightkeeper.actions`).
     actions: bool = True
     #: The vault's directory and master key file; None: the vault's own settings
@@ -143,6 +155,7 @@ class ServiceSettings:
             (INDEX_THREADS, _positive),
             (FOLLOW_INTERVAL, float),
             (HOT_PATH, _flag),
+            (PAIRED_TABLES, _flag),
             (ACTIONS, _flag),
         ):
             if (v := get(setting)) is not None:
@@ -162,6 +175,7 @@ class ServiceSettings:
             WORKERS.env: str(self.workers),
             FOLLOW_INTERVAL.env: str(self.follow_interval),
             HOT_PATH.env: "1" if self.hot_path else "0",
+            PAIRED_TABLES.env: "1" if self.paired_tables else "0",
         }
         if self.index_dir is not None:
             env[INDEX_DIR.env] = str(self.index_dir)
