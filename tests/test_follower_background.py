@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from lightkeeper.banks import BankStore
 from lightkeeper.matching import IndexFollower, Matcher
+from lightkeeper.matching.follower import FollowerStatus
 from lightkeeper.matching.snapshot import MANIFEST, SnapshotDir
 
 #: Generous: the behaviour is asserted, not the time (a loaded machine may be slow).
@@ -228,6 +229,34 @@ def test_status_says_where_the_follower_stands(
         assert status.is_ready(max_age=60)
     finally:
         follower.stop()
+
+
+def test_status_taken_while_changes_are_applied_shows_sizes_and_seq_of_one_moment(
+    store: BankStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status read by another thread halfway through a refresh (after the entries reached
+    the index, before the refresh noted its sequence number) must not pair the new sizes with
+    the old sequence number: a monitor would see an index that holds the entry and still
+    lags (CI at a9f7a6f saw exactly that through /v1/index/status)."""
+    store.add_entry("b", "pdq", PDQ)
+    follower = IndexFollower(store)
+    before = follower.status()
+    store.add_entry("b", "md5", MD5)
+    seen: list[FollowerStatus] = []
+    apply_regions = follower._regions.apply
+
+    def apply_and_look(*args: object, **kwargs: object) -> None:
+        seen.append(follower.status())  # the md5 entry is in its index by now
+        apply_regions(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(follower._regions, "apply", apply_and_look)
+    follower.refresh()
+    (during,) = seen
+    assert follower.sizes() == {"md5": 1, "pdq": 1}
+    assert (during.last_seq, during.sizes) == (before.last_seq, {"pdq": 1})
+    assert during.lag == 1
+    after = follower.status()
+    assert (after.last_seq, after.sizes, after.lag) == (store.last_seq(), {"md5": 1, "pdq": 1}, 0)
 
 
 # --------------------------------------------------------------------------- snapshots

@@ -194,7 +194,8 @@ class FollowerStatus:
     store_seq: int
     #: Changes logged but not applied yet, as of the last refresh (``store_seq - last_seq``).
     lag: int
-    #: Entries indexed per signal type.
+    #: Entries indexed per signal type once the changes up to `last_seq` were applied (never
+    #: a count taken halfway through applying a page of changes).
     sizes: dict[str, int]
     #: When the last successful refresh finished (UTC); None before the first.
     last_refresh_at: datetime | None
@@ -260,6 +261,8 @@ class IndexFollower:
         self._exact: dict[str, ExactIndex] = {}
         self._regions = RegionIndex()
         self._last_seq = 0
+        #: `last_seq` and the sizes it gave, replaced together (read by `status`).
+        self._applied: tuple[int, dict[str, int]] = (0, {})
         self._store_seq = 0
         self._last_refresh_at: datetime | None = None
         self._errors = 0
@@ -304,14 +307,14 @@ class IndexFollower:
 
     def status(self) -> FollowerStatus:
         """Where the follower stands; never waits for a refresh or a snapshot in progress."""
-        last_seq, store_seq = self._last_seq, self._store_seq
+        (last_seq, sizes), store_seq = self._applied, self._store_seq
         thread = self._thread
         return FollowerStatus(
             loaded=self._loaded,
             last_seq=last_seq,
             store_seq=store_seq,
             lag=max(store_seq - last_seq, 0),
-            sizes=self.sizes(),
+            sizes=sizes,
             last_refresh_at=self._last_refresh_at,
             last_error=self._last_error,
             last_error_at=self._last_error_at,
@@ -559,7 +562,7 @@ class IndexFollower:
             self._banks, self._indexed = banks, set(snapshot.manifest.indexed_banks)
             self._hamming, self._exact = snapshot.hamming, snapshot.exact
             self._regions = RegionIndex(snapshot.regions.get("pdq"), snapshot.manifest.region_banks)
-            self._last_seq = snapshot.manifest.last_seq
+            self._applied_up_to(snapshot.manifest.last_seq)
         self._snapshot_seq = snapshot.manifest.last_seq
         self._loaded_from = "snapshot"
         return True
@@ -625,7 +628,7 @@ class IndexFollower:
         self._banks, self._indexed = banks, indexed
         self._hamming, self._exact = hamming, exact
         self._regions = regions
-        self._last_seq = seq
+        self._applied_up_to(seq)
 
     def _apply(self, pending: _Pending, seq: int) -> None:
         """Apply folded changes, then note `seq` as applied.
@@ -649,7 +652,12 @@ class IndexFollower:
             self._remove(signal_type, ids)
         self._insert(bulk)
         self._regions.apply(self._store, pending.latest.values(), regions_before)
+        self._applied_up_to(seq)
+
+    def _applied_up_to(self, seq: int) -> None:
+        """Note the changes up to `seq` as applied, with the sizes they left."""
         self._last_seq = seq
+        self._applied = (seq, self.sizes())
 
     def _sync_banks(self) -> None:
         """Reload the banks; stream in or out the entries of banks enabled or disabled."""
