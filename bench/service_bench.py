@@ -87,6 +87,7 @@ from lightkeeper.banks.models import EntryRow
 from lightkeeper.errors import LightkeeperError
 from lightkeeper.matching.follower import IndexFollower
 from lightkeeper.service.keys import create_key
+from lightkeeper.service.settings import ServiceSettings
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "wrk" / "requests.lua"
@@ -753,6 +754,8 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "workers": args.workers,
+        # what the server read from this process's environment (LIGHTKEEPER_PAIRED_TABLES)
+        "paired_tables": ServiceSettings.from_env().paired_tables,
         "seeded": seeded,
         "snapshot": snapshot,
         "server_ready_s": startup,
@@ -790,19 +793,23 @@ def markdown(payload: dict[str, Any]) -> str:
         "through the import path (`bench/import_bench.py` measures that); each worker "
         "reads the index snapshot built beforehand into memory of its own, in huge pages "
         "where the kernel offers them (runs dated before 2026-11-22 19:00 UTC memory-mapped "
-        "it instead, shared between the workers), and builds the paired tables of the PDQ "
-        "index there (`LIGHTKEEPER_PAIRED_TABLES`, on by default from 2026-11-23 11:40 UTC "
-        "on; single lookups use them, batches do not; earlier runs had the compact index "
-        "only). The machine is shared with other "
-        "work: see the CPU column below for how much of it each run had. It is also a VM "
-        "whose host varies how long memory takes to answer, which a lookup at 13.4 M "
-        "mostly waits on: on 2026-11-23, with nothing else running, five runs of this "
-        "benchmark at 13.4 M between 02:27 and 04:29 UTC (`--sizes 13400000`, with and "
-        "without the 1 M size first) gave 1,288 to 2,004 single lookups/s and 16,991 to "
-        "23,775 hashes/s in batches of 10,000 with the compact index, and one at 11:21 "
-        "gave 1,497 and 20,837; with paired tables, the run below (11:46) gave 3,384 single "
-        "lookups/s and 17,923 hashes/s in batches. "
-        "Compare runs taken together. HMA's `GET /m/raw_lookup` is answered on the same "
+        "it instead, shared between the workers), and, where `LIGHTKEEPER_PAIRED_TABLES` "
+        "is on (the default from 2026-11-23 11:40 UTC on; the last table says which runs "
+        "had it), builds the paired tables of the PDQ index there, which single lookups "
+        "use, and batches too in runs from 2026-11-23 13:00 UTC on. The machine is shared "
+        "with other work: see the CPU column below for how much of it each run had. It is "
+        "also a VM whose host's speed varies, most of all how long memory takes to "
+        "answer, which a lookup at 13.4 M mostly waits on, and which moved to another host "
+        "on 2026-11-23 between 11:46 and 13:27 UTC (its kernel build and CPU name changed; "
+        "the machine line above is the newest run's). Before the move, five runs at 13.4 M "
+        "with the compact index between 02:27 and 04:29 UTC gave 1,288 to 2,004 single "
+        "lookups/s and 16,991 to 23,775 hashes/s in batches of 10,000; at 11:46, with "
+        "paired tables (single lookups only), 3,384 and 17,923. After it, the 13.4 M run "
+        "below (13:27, paired tables in both) gave 7,743 and 91,396, and a run with the "
+        "compact index right after it (13:32, `--workloads single,batch10k`, "
+        "LIGHTKEEPER_PAIRED_TABLES=0; workers' RSS 2,687 MiB against 3,946) gave 2,880 "
+        "(p99 9.9 ms) and 47,969. Compare runs taken together. "
+        "HMA's `GET /m/raw_lookup` is answered on the same "
         "hot path as `GET /v1/lookup` from commit e513dde on (before, through "
         "FastAPI's routing: 1,043 req/s at 13.4 M against 1,623 for `/v1/lookup` in the "
         "03:22 run).",
@@ -851,8 +858,8 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += [
         "",
         "| hashes | bulk seeding (once) | index from store (once) | snapshot "
-        "| workers ready | workers RSS (sum) | workers PSS (sum) | run |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| PDQ index | workers ready | workers RSS (sum) | workers PSS (sum) | run |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for run in payload["runs"]:
         mem, snap = run["memory_after_load"], run["snapshot"]
@@ -860,6 +867,7 @@ def markdown(payload: dict[str, Any]) -> str:
         lines.append(
             f"| {run['size']:,} | {run['seeded']['seconds']} s "
             f"| {'' if built is None else f'{built} s'} | {snap['mib']:,.0f} MiB "
+            f"| {'paired tables' if run.get('paired_tables') else 'compact'} "
             f"| {run['server_ready_s']} s | {mem['rss_mib_total']:,.0f} MiB "
             f"| {mem['pss_mib_total']:,.0f} MiB | {run['date']}: `{run['command']}` |"
         )

@@ -341,18 +341,27 @@ def test_batched_search_equals_brute_force(
     join=st.sampled_from([-1, 0, 1]),
     portable=st.booleans(),
     workers=st.integers(1, 4),
+    paired=st.booleans(),
 )
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 def test_every_batched_kernel_equals_brute_force(
-    seed: int, n: int, radius: int, group_bits: int, join: int, portable: bool, workers: int
+    seed: int,
+    n: int,
+    radius: int,
+    group_bits: int,
+    join: int,
+    portable: bool,
+    workers: int,
+    paired: bool,
 ) -> None:
     # The core's own knobs: group size (0: its cost model), the join of exact lookups (-1: its
-    # cost model), the portable kernels beside the AVX-512 ones, and the number of threads.
+    # cost model), the portable kernels beside the AVX-512 ones, the number of threads, and
+    # paired tables (searched beside each chunk's own table when the segment has them).
     rng = np.random.default_rng(seed)
     codes = KINDS[list(KINDS)[seed % 3]](rng, n)
     ids = rng.permutation(n).astype(np.int64) * 5
     with strategy("tables"):
-        idx = HammingIndex()
+        idx = HammingIndex(paired=paired)
         idx.add(ids, codes)
         idx.compact()
     queries = mixed_queries(codes, codes[:0], radius, 40, rng)
@@ -372,26 +381,30 @@ def test_every_batched_kernel_equals_brute_force(
     assert got == brute_force(ids, codes, queries, radius)
 
 
+@pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize("group_bits", [1, 4, 9, 12])
-def test_batched_lookups_at_the_edges_of_groups(group_bits: int) -> None:
+def test_batched_lookups_at_the_edges_of_groups(group_bits: int, paired: bool) -> None:
     # Chunks whose high halves sit in the first and last buckets of a group, whatever its size
     # (0x0000, 0xffff, 0x7fff, 0x8000), found from queries whose high halves differ in exactly
-    # t bits (exact lookups) or fewer (scans), with the low-half join on and off.
+    # t bits (exact lookups) or fewer (scans), with the low-half join on and off. With paired
+    # tables (keyed by the low half) the low halves sit at the edges too, and the flipped bits
+    # fall in either half.
     rng = np.random.default_rng(group_bits)
     n, radius = 300, 31
-    highs = np.array([0x0000, 0xFFFF, 0x7FFF, 0x8000], dtype=np.uint32)
-    words = (highs[rng.integers(0, 4, (n, 8))] << 16) | rng.integers(0, 1 << 16, (n, 8))
+    edges = np.array([0x0000, 0xFFFF, 0x7FFF, 0x8000], dtype=np.uint32)
+    lows = edges[rng.integers(0, 4, (n, 8))] if paired else rng.integers(0, 1 << 16, (n, 8))
+    words = (edges[rng.integers(0, 4, (n, 8))] << 16) | lows
     words[::3, :] = (words[::3, :] & 0xFFFF0000) | 7  # one low half shared by many
     codes = words.astype("<u4").view(np.uint8).reshape(n, 32)
     queries = words[rng.integers(0, n, 60)].copy()
     for row in queries:
         for c in range(8):
-            flips = rng.choice(16, size=int(rng.integers(1, 4)), replace=False)
-            row[c] ^= np.uint32(sum(1 << (16 + int(b)) for b in flips))
+            flips = rng.choice(32 if paired else 16, size=int(rng.integers(1, 4)), replace=False)
+            row[c] ^= np.uint32(sum(1 << ((int(b) + 16) % 32) for b in flips))
     qcodes = queries.astype("<u4").view(np.uint8).reshape(-1, 32)
     ids = np.arange(n, dtype=np.int64)
     with strategy("tables"):
-        idx = HammingIndex()
+        idx = HammingIndex(paired=paired)
         idx.add(ids, codes)
         idx.compact()
     want = brute_force(ids, codes, qcodes, radius)
@@ -403,8 +416,9 @@ def test_batched_lookups_at_the_edges_of_groups(group_bits: int) -> None:
         assert got == want, join
 
 
+@pytest.mark.parametrize("paired", [False, True])
 @pytest.mark.parametrize("kind", ["uniform", "crowded"])
-def test_batched_search_at_table_scale_equals_brute_force(kind: str) -> None:
+def test_batched_search_at_table_scale_equals_brute_force(kind: str, paired: bool) -> None:
     # Tables built and chosen by the cost model, as in production; a batch large enough for the
     # join of exact lookups. "crowded": a few buckets of thousands of entries (past what the AVX-512
     # kernel holds in registers) and runs of equal low halves.
@@ -414,7 +428,7 @@ def test_batched_search_at_table_scale_equals_brute_force(kind: str) -> None:
     if kind == "crowded":
         codes[:6000] = skewed_codes(rng, 6000)
     ids = np.arange(n, dtype=np.int64) * 3
-    idx = HammingIndex()
+    idx = HammingIndex(paired=paired)
     idx.add(ids, codes)
     assert idx.remove(ids[100:200]) == 100
     idx.add(ids[300:310], random_codes(rng, 10))  # replaced: tombstone in main, row in delta

@@ -3,15 +3,26 @@ through it, and a bad value is refused before anything starts."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 from lightkeeper.banks import BankStore
 from lightkeeper.cli.main import main
 from lightkeeper.matching import Matcher
-from lightkeeper.service.settings import INDEX_THREADS, PAIRED_TABLES, ServiceSettings
+from lightkeeper.service.settings import (
+    FOLLOW_INTERVAL,
+    HOT_PATH,
+    INDEX_DIR,
+    INDEX_THREADS,
+    MAX_UPLOAD_BYTES,
+    PAIRED_TABLES,
+    SETTINGS,
+    ServiceSettings,
+)
 
 
 def test_index_threads_default_to_none_and_round_trip_through_the_environment() -> None:
@@ -56,3 +67,31 @@ def test_a_matcher_refuses_a_thread_cap_below_one() -> None:
             Matcher(store, search_threads=0)
         capped = Matcher(store, search_threads=1)
         assert capped.follower.search("pdq", [bytes(32)] * 40, 31) == [[]] * 40
+
+
+def test_serve_hands_its_workers_the_settings_it_has_no_option_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A setting without an option of serve (paired tables, the hot path, the follow interval)
+    # or an option left unset (the index directory) keeps what the environment says; an option
+    # given wins over the environment. Workers read only the environment serve leaves them,
+    # which is what the stand-in for uvicorn records here instead of starting them.
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.env, raising=False)  # restored, whatever serve sets
+    workers_env: dict[str, str] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: workers_env.update(os.environ))
+    env = {
+        PAIRED_TABLES.env: "0",
+        HOT_PATH.env: "0",
+        FOLLOW_INTERVAL.env: "0.5",
+        INDEX_DIR.env: str(tmp_path / "snapshots"),
+        MAX_UPLOAD_BYTES.env: "1000",
+    }
+    db = f"sqlite:///{tmp_path}/lk.db"
+    result = CliRunner().invoke(main, ["serve", "--db", db, "--max-upload-mb", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    workers = ServiceSettings.from_env(workers_env)
+    assert (workers.paired_tables, workers.hot_path, workers.follow_interval) == (False, False, 0.5)
+    assert workers.index_dir == tmp_path / "snapshots"
+    assert workers.max_upload_bytes == 2 * 1024 * 1024
+    assert workers.database_url == db

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +116,18 @@ def serve_command(
         from_env = ServiceSettings.from_env()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if actions is None:
-        actions = from_env.actions
-    if index_threads is None:
-        index_threads = from_env.index_threads
-    settings = ServiceSettings(
+    # The options set what they name; every other setting (the hot path, paired tables, the
+    # follow interval …) and an option left unset keep what the environment says.
+    settings = replace(
+        from_env,
         database_url=resolve_database_url(db),
-        index_dir=index_dir,
+        index_dir=from_env.index_dir if index_dir is None else index_dir,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
         max_pixels=max_megapixels * 1_000_000,
         rate_limit=rate_limit,
         workers=workers,
-        index_threads=index_threads,
-        actions=actions,
+        index_threads=from_env.index_threads if index_threads is None else index_threads,
+        actions=from_env.actions if actions is None else actions,
     )
     os.environ.update(settings.to_env())
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -34,6 +34,10 @@
  *   the tables comes from memory once per batch and the work becomes arithmetic (AVX-512 where
  *   there is some), on worker threads of its own. See "Batched search" below.
  *
+ *   Paired tables (optional, 6 more bytes per code per chunk) index each chunk by its low half
+ *   too, so a query visits fewer buckets, scanned whole: single queries and batches both use
+ *   them where a segment has them. See "Paired tables" below.
+ *
  * Memory per code: 32 (code) + 8 (id) + 1 (alive flag) + 8 chunks x 6 bytes = 89 bytes, 2.8x
  * the raw code. Python owns every array (NumPy), so the index saves and loads as plain arrays.
  *
@@ -65,6 +69,8 @@
 
 #define LK_CODE_BYTES 32
 #define LK_NCHUNKS 8
+/* Tables a segment may have: one per chunk, and with paired tables a second per chunk. */
+#define LK_NTABLES (2 * LK_NCHUNKS)
 #define LK_DIR_BITS 16
 #define LK_NBUCKETS (1u << LK_DIR_BITS)
 #define LK_DIR_LEN (LK_NBUCKETS + 1u)
@@ -420,10 +426,16 @@ static inline int add_candidate(Scratch *sc, uint32_t slot, int table) {
  * buckets whose low half is within t / 2 (keeping postings whose high half is within the rest).
  * For t = 3 (radius 31) that is 2 x 17 buckets per chunk, scanned whole, instead of 697 of
  * which 560 are exact lookups at random places: at 13.4 M codes, where a query waits on memory,
- * p50 0.14 ms against 0.50 ms (bench/index_bench.py), for 6 more bytes per code per chunk. A code
+ * p50 0.085 ms against 0.38 ms (bench/index_bench.py), for 6 more bytes per code per chunk. A code
  * found in both tables of its chunk is reported from the first (verify). t = 0 keeps one table:
  * one exact lookup beats two scans. */
 static inline int paired_chunk(const Segment *sg, int t) { return sg->pdirs != NULL && t >= 1; }
+
+/* How many bits a visited bucket's key may differ from the query's in table `table` of a chunk
+ * with threshold t (what is left of t then bounds the other half). */
+static inline int table_within(const Segment *sg, int table, int t) {
+    return table >= LK_NCHUNKS || paired_chunk(sg, t) ? t / 2 : t;
+}
 
 /* The buckets of one table within `within` bits of the query's key half qh. */
 static size_t plan_table(const uint32_t *dir, size_t n, uint32_t qh, uint16_t ql, int table,
@@ -601,11 +613,19 @@ static int linear_scan(const Segment *sg, const uint8_t *qs, size_t nq, int radi
 /*   Verification. Candidates are collected per worker and checked in bulk, rows and codes      */
 /*   fetched ahead: the only random reads left.                                                */
 /*                                                                                             */
-/* Work is cut into units (a range of groups of one chunk; a range of queries for a segment   */
+/* Paired tables. Each table of a segment (a chunk's own, and its paired table where there is */
+/* one) is walked as above, keyed by its own half: the query's key for a paired table is its   */
+/* chunk with the halves swapped, and the buckets visited are those within t / 2 bits of it.  */
+/* Every visit then scans a bucket whole (no exact lookups, no join): at 13.4 M codes and      */
+/* radius 31, 17 visits per query per table instead of 697, and batches of 10,000 about twice  */
+/* as fast (bench/index_bench.py, lightkeeper-paired).                                          */
+/*                                                                                             */
+/* Work is cut into units (a range of groups of one table; a range of queries for a segment    */
 /* without tables) that worker threads take in turn, each keeping its own hits, merged at the  */
-/* end. Queries go in sub-batches of LK_SUB_BATCH, so the scratch stays bounded: 64 bytes per  */
-/* query of a sub-batch, and per worker 34 bytes per query plus about half a megabyte: under   */
-/* 6 MB for a full sub-batch on two workers.                                                   */
+/* end. Queries go in sub-batches of LK_SUB_BATCH, so the scratch stays bounded: 8 bytes per   */
+/* query of a sub-batch per table searched (8 tables, or 16 with paired ones), and per worker  */
+/* 34 bytes per query plus about half a megabyte: under 8 MB for a full sub-batch on two       */
+/* workers.                                                                                    */
 
 /* Queries per sub-batch (their index must fit the 22 bits of a queued visit). */
 #define LK_SUB_BATCH 32768
@@ -635,13 +655,13 @@ typedef struct {
 
 typedef struct {
     int32_t seg;
-    int32_t chunk;   /* -1: a linear scan of queries [lo, hi) */
-    uint32_t lo, hi; /* groups [lo, hi) of the chunk, or queries */
+    int32_t table;   /* -1: a linear scan of queries [lo, hi) */
+    uint32_t lo, hi; /* groups [lo, hi) of the table, or queries */
 } Unit;
 
 typedef struct Worker Worker;
-/* Searches groups [g0, g1) of chunk c of a segment with tables. */
-typedef int (*table_unit_fn)(Worker *w, const Segment *sg, int c, uint32_t g0, uint32_t g1);
+/* Searches groups [g0, g1) of table tb of a segment with tables. */
+typedef int (*table_unit_fn)(Worker *w, const Segment *sg, int tb, uint32_t g0, uint32_t g1);
 
 typedef struct {
     table_unit_fn unit;
@@ -649,8 +669,9 @@ typedef struct {
     const uint8_t *qs; /* the sub-batch's queries */
     size_t nq;
     int t[LK_NCHUNKS]; /* -1: chunk not searched through tables */
-    int join[LK_NCHUNKS];     /* exact lookups by join_exact */
-    int stream[LK_NCHUNKS];   /* fetch each group's low halves ahead (dense batches only) */
+    /* per table (a chunk's own, or LK_NCHUNKS + chunk for its paired table): */
+    int join[LK_NTABLES];   /* exact lookups by join_exact */
+    int stream[LK_NTABLES]; /* fetch each group's low halves ahead (dense batches only) */
     int radius;
     int gbits, lbits;
     /* all gbits-bit (and lbits-bit) masks ordered by popcount, with their popcounts;
@@ -661,9 +682,9 @@ typedef struct {
     /* lvisit[rem * 2^lbits + j]: what turns a query's packed visit (visit_pack, budget 0) into
      * its j-th visit of a group when rem bits of budget are left: bucket mask, kind, budget */
     uint64_t *lvisit;
-    /* per chunk: the sub-batch's queries sorted by group, their chunk values, and where each
-     * group starts (2^gbits + 1 offsets) */
-    uint32_t *qidx[LK_NCHUNKS], *qval[LK_NCHUNKS], *qdir[LK_NCHUNKS];
+    /* per table searched: the sub-batch's queries sorted by group, their keys (the chunk's
+     * value, halves swapped for a paired table), and where each group starts (2^gbits + 1) */
+    uint32_t *qidx[LK_NTABLES], *qval[LK_NTABLES], *qdir[LK_NTABLES];
     Unit *units;
     size_t nunits;
     size_t next; /* next unit to take (atomic) */
@@ -689,7 +710,7 @@ struct Worker {
     size_t njp;
     uint64_t *seen;
     const Segment *sg;
-    int chunk;
+    int table;
 };
 
 /* All `bits`-bit masks ordered by popcount; upto[k]: how many have at most k bits set. */
@@ -710,21 +731,13 @@ static void masks_by_popcount(int bits, uint16_t *mask, uint8_t *pop, uint32_t *
     }
 }
 
-/* 1 if no chunk before `chunk` is within its threshold (so this chunk reports the code). */
-static inline int first_chunk(const uint8_t *x, const uint8_t *q, int chunk, const int *t) {
-    for (int j = 0; j < chunk; j++)
-        if (__builtin_popcount(load_le32(x + 4 * j) ^ load_le32(q + 4 * j)) <= t[j]) return 0;
-    return 1;
-}
-
-/* Verify the worker's candidates (all from chunk w->chunk of segment w->sg): resolve postings
- * to rows, then compare full codes, each fetched LK_BATCH_AHEAD candidates ahead. */
+/* Verify the worker's candidates (all from table w->table of segment w->sg): resolve postings
+ * to rows, then compare full codes (`verify`), each fetched LK_BATCH_AHEAD candidates ahead. */
 static int batch_verify(Worker *w) {
     const Plan *p = w->plan;
     const Segment *sg = w->sg;
-    const int c = w->chunk;
     const size_t n = sg->n, nc = w->ncand;
-    const uint32_t *slots = sg->slots + (size_t)c * n;
+    const uint32_t *slots = table_slots(sg, w->table);
     BatchCand *cd = w->cand;
     w->ncand = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -740,11 +753,8 @@ static int batch_verify(Worker *w) {
         if (row >= n) continue; /* a slot out of range (a damaged file): never read past n */
         const uint8_t *x = sg->codes + (size_t)row * LK_CODE_BYTES;
         const uint8_t *q = p->qs + (size_t)cd[i].q * LK_CODE_BYTES;
-        const int d = __builtin_popcountll(load_u64(x) ^ load_u64(q)) +
-                      __builtin_popcountll(load_u64(x + 8) ^ load_u64(q + 8)) +
-                      __builtin_popcountll(load_u64(x + 16) ^ load_u64(q + 16)) +
-                      __builtin_popcountll(load_u64(x + 24) ^ load_u64(q + 24));
-        if (d > p->radius || !first_chunk(x, q, c, p->t) || !sg->alive[row]) continue;
+        const int d = verify(x, q, w->table, p->t, p->radius);
+        if (d < 0 || !sg->alive[row]) continue;
         if (hits_push(&w->outs[cd[i].q], sg->ids[row], d) < 0) return -1;
     }
     return 0;
@@ -1079,21 +1089,26 @@ static int join_exact(Worker *w, const uint32_t *dg, int L, const uint16_t *lows
     return 0;
 }
 
-/* One unit of table work: groups [g0, g1) of chunk c. `wide` picks the AVX-512 kernels (a
- * constant in each instantiation below, so the choice costs nothing per visit). */
-static inline __attribute__((always_inline)) int table_unit(Worker *w, const Segment *sg, int c,
+/* One unit of table work: groups [g0, g1) of table tb (a chunk's own table, or its paired table:
+ * see "Paired tables"). The visits are those of plan_table: buckets whose key is within h bits
+ * of the query's (h = t, or t / 2 with paired tables), each with what is left of t for the other
+ * half. `wide` picks the AVX-512 kernels (a constant in each instantiation below, so the choice
+ * costs nothing per visit). */
+static inline __attribute__((always_inline)) int table_unit(Worker *w, const Segment *sg, int tb,
                                                             uint32_t g0, uint32_t g1, int wide) {
     const Plan *p = w->plan;
     const size_t n = sg->n;
-    const int t = p->t[c], join = p->join[c], stream = p->stream[c];
+    const int c = tb < LK_NCHUNKS ? tb : tb - LK_NCHUNKS;
+    const int t = p->t[c], h = table_within(sg, tb, t);
+    const int join = p->join[tb], stream = p->stream[tb];
     const int L = p->lbits;
     const uint32_t low_bits = (1u << L) - 1u, ngroups = 1u << p->gbits;
-    const uint32_t *dir = sg->dirs + (size_t)c * LK_DIR_LEN;
-    const uint16_t *lows = sg->lows + (size_t)c * n;
-    const uint32_t *qdir = p->qdir[c], *qval = p->qval[c], *qidx = p->qidx[c];
-    const uint32_t ng = p->gupto[t < 16 ? t : 16];
+    const uint32_t *dir = (tb < LK_NCHUNKS ? sg->dirs : sg->pdirs) + (size_t)c * LK_DIR_LEN;
+    const uint16_t *lows = table_lows(sg, tb);
+    const uint32_t *qdir = p->qdir[tb], *qval = p->qval[tb], *qidx = p->qidx[tb];
+    const uint32_t ng = p->gupto[h < 16 ? h : 16];
     w->sg = sg;
-    w->chunk = c;
+    w->table = tb;
     w->nv = 0;
     for (uint32_t g = g0; g < g1; g++) {
         const uint32_t *dg = dir + ((size_t)g << L);
@@ -1115,11 +1130,14 @@ static inline __attribute__((always_inline)) int table_unit(Worker *w, const Seg
             const uint32_t src = g ^ p->gmask[j];
             const uint32_t a = qdir[src], b = qdir[src + 1];
             if (a >= b) continue;
-            const int rem = t - p->gpop[j];
+            /* budget left (rem) and bits the bucket may still differ in (within) */
+            const int rem = t - p->gpop[j], within = h - p->gpop[j];
             /* this pair's visits [0, nscan) leave budget for the low half; [nscan, nall) do not
              * (exact lookups: queued like the others, or joined when `join`) */
-            const uint32_t nscan = rem > 0 ? p->lupto[rem - 1 < 16 ? rem - 1 : 16] : 0;
-            const uint32_t nall = p->lupto[rem < 16 ? rem : 16];
+            const int most = within < rem ? within : rem;
+            const int most_scan = within < rem ? within : rem - 1;
+            const uint32_t nscan = most_scan >= 0 ? p->lupto[most_scan < 16 ? most_scan : 16] : 0;
+            const uint32_t nall = p->lupto[most < 16 ? most : 16];
             const uint64_t *pattern = p->lvisit + ((size_t)rem << L);
             for (uint32_t k = a; k < b; k++) {
                 const uint32_t qv = qval[k], qb = (qv >> 16) & low_bits;
@@ -1143,14 +1161,14 @@ static inline __attribute__((always_inline)) int table_unit(Worker *w, const Seg
     return w->ncand ? batch_verify(w) : 0;
 }
 
-static int table_unit_generic(Worker *w, const Segment *sg, int c, uint32_t g0, uint32_t g1) {
-    return table_unit(w, sg, c, g0, g1, 0);
+static int table_unit_generic(Worker *w, const Segment *sg, int tb, uint32_t g0, uint32_t g1) {
+    return table_unit(w, sg, tb, g0, g1, 0);
 }
 
 #if LK_X86
-LK_AVX512 static int table_unit_avx512(Worker *w, const Segment *sg, int c, uint32_t g0,
+LK_AVX512 static int table_unit_avx512(Worker *w, const Segment *sg, int tb, uint32_t g0,
                                        uint32_t g1) {
-    return table_unit(w, sg, c, g0, g1, 1);
+    return table_unit(w, sg, tb, g0, g1, 1);
 }
 #endif
 
@@ -1168,8 +1186,8 @@ static void *batch_worker(void *arg) {
         const Unit *un = &p->units[u];
         const Segment *sg = &p->segs[un->seg];
         int rc;
-        if (un->chunk >= 0)
-            rc = unit(w, sg, un->chunk, un->lo, un->hi);
+        if (un->table >= 0)
+            rc = unit(w, sg, un->table, un->lo, un->hi);
         else
             rc = linear_scan(sg, p->qs + (size_t)un->lo * LK_CODE_BYTES, un->hi - un->lo,
                              p->radius, w->outs + un->lo);
@@ -1201,36 +1219,44 @@ static int batch_run(Plan *p, Worker *ws, int nw) {
     return p->failed ? -1 : 0;
 }
 
-/* Sort the sub-batch's queries by group, per chunk searched through tables (counting sort). */
+/* A query's key in table tb: its chunk's value, halves swapped for a paired table. */
+static inline uint32_t query_key(const uint8_t *q, int tb) {
+    if (tb < LK_NCHUNKS) return load_le32(q + 4 * tb);
+    const uint32_t v = load_le32(q + 4 * (tb - LK_NCHUNKS));
+    return v >> 16 | v << 16;
+}
+
+/* Sort the sub-batch's queries by group, per table searched (counting sort). */
 static void batch_prepare(Plan *p) {
     const uint32_t ngroups = 1u << p->gbits;
     const int shift = 32 - p->gbits;
-    for (int c = 0; c < LK_NCHUNKS; c++) {
-        if (!p->qdir[c]) continue;
-        uint32_t *dir = p->qdir[c];
+    for (int tb = 0; tb < LK_NTABLES; tb++) {
+        if (!p->qdir[tb]) continue;
+        uint32_t *dir = p->qdir[tb];
         memset(dir, 0, (ngroups + 1) * sizeof(uint32_t));
         for (size_t i = 0; i < p->nq; i++)
-            dir[(load_le32(p->qs + i * LK_CODE_BYTES + 4 * c) >> shift) + 1]++;
+            dir[(query_key(p->qs + i * LK_CODE_BYTES, tb) >> shift) + 1]++;
         for (uint32_t g = 0; g < ngroups; g++) dir[g + 1] += dir[g];
         for (size_t i = 0; i < p->nq; i++) {
-            const uint32_t v = load_le32(p->qs + i * LK_CODE_BYTES + 4 * c);
+            const uint32_t v = query_key(p->qs + i * LK_CODE_BYTES, tb);
             const uint32_t at = dir[v >> shift]++;
-            p->qval[c][at] = v;
-            p->qidx[c][at] = (uint32_t)i;
+            p->qval[tb][at] = v;
+            p->qidx[tb][at] = (uint32_t)i;
         }
         for (uint32_t g = ngroups; g > 0; g--) dir[g] = dir[g - 1];
         dir[0] = 0;
     }
 }
 
-/* Exact lookups per query in a chunk with threshold t: buckets whose high half differs in
- * exactly t bits. */
-static double exact_visits(int t) {
-    return t >= 0 && t <= 16 ? (double)(g_upto[t] - (t ? g_upto[t - 1] : 0)) : 0.0;
+/* Exact lookups per query in a table of a chunk with threshold t whose visits reach buckets
+ * within h bits: those whose key differs in exactly t bits (none when h < t: paired tables). */
+static double exact_visits(int t, int h) {
+    return t >= 0 && t <= 16 && h >= t ? (double)(g_upto[t] - (t ? g_upto[t - 1] : 0)) : 0.0;
 }
 
-static int use_join(size_t n, size_t nq, int t) {
-    return (double)nq * exact_visits(t) >= LK_JOIN_RATIO * (double)n;
+static int use_join(size_t n, size_t nq, int t, int h) {
+    const double exact = exact_visits(t, h);
+    return exact > 0 && (double)nq * exact >= LK_JOIN_RATIO * (double)n;
 }
 
 /* The group size, from runs at 1 M and 13.4 M codes with 100 to 10,000 queries (radius 31).
@@ -1238,8 +1264,8 @@ static int use_join(size_t n, size_t nq, int t) {
  * whatever the batch. Otherwise a model of the work per query, in units of one visit: larger
  * groups mean fewer (query, query group) pairs per query, smaller ones fewer masks to try per
  * group (0.3 each, shared by the batch); a group's low halves should stay within 128 KB. */
-static int choose_group_bits(size_t n, size_t nq, int t) {
-    if (use_join(n, nq, t)) {
+static int choose_group_bits(size_t n, size_t nq, int t, int h) {
+    if (use_join(n, nq, t, h)) {
         int gb = 1;
         while (gb < 12 && (double)n / (double)(1u << gb) > 16384 * 1.41421356) gb++;
         return gb;
@@ -1250,7 +1276,7 @@ static int choose_group_bits(size_t n, size_t nq, int t) {
         const double groups = (double)(1u << gb);
         if ((double)n / groups * 2 > 128 * 1024) continue;
         double pairs = 0;
-        for (int k = 0; k <= t && k <= gb; k++) {
+        for (int k = 0; k <= h && k <= gb; k++) {
             double ck = 1;
             for (int i = 0; i < k; i++) ck = ck * (gb - i) / (i + 1);
             pairs += ck;
@@ -1301,16 +1327,26 @@ static int batch_search(const Segment *segs, size_t nseg, const uint8_t *qs, siz
     memset(ws, 0, sizeof ws);
     if (nw > LK_MAX_WORKERS) nw = LK_MAX_WORKERS;
     const size_t sub = nq < LK_SUB_BATCH ? nq : LK_SUB_BATCH;
-    size_t n_tables = 0; /* rows of the largest segment searched through tables */
-    int tmax = -1;
+    /* the largest segment searched through tables (and its rows); whether any has paired ones */
+    size_t n_tables = 0;
+    const Segment *largest = NULL;
+    int paired = 0, tmax = -1;
     for (int c = 0; c < LK_NCHUNKS; c++) {
         p.t[c] = use_tables ? t[c] : -1;
         if (p.t[c] > tmax) tmax = p.t[c];
     }
-    for (size_t i = 0; i < nseg; i++)
-        if (use_tables && segs[i].dirs && segs[i].n > n_tables) n_tables = segs[i].n;
+    for (size_t i = 0; i < nseg; i++) {
+        if (!use_tables || !segs[i].dirs) continue;
+        if (segs[i].pdirs) paired = 1;
+        if (segs[i].n > n_tables) {
+            n_tables = segs[i].n;
+            largest = &segs[i];
+        }
+    }
     if (tmax < 0) n_tables = 0;
-    if (gbits <= 0) gbits = n_tables ? choose_group_bits(n_tables, sub, tmax) : 8;
+    if (gbits <= 0)
+        gbits = n_tables ? choose_group_bits(n_tables, sub, tmax, table_within(largest, 0, tmax))
+                         : 8;
     p.unit = portable ? table_unit_generic : g_table_unit;
     p.segs = segs;
     p.radius = radius;
@@ -1322,7 +1358,7 @@ static int batch_search(const Segment *segs, size_t nseg, const uint8_t *qs, siz
     const size_t vcap = LK_VISIT_FLUSH + nbuckets;
     const uint32_t per_chunk = ngroups < LK_UNITS_PER_CHUNK ? ngroups : LK_UNITS_PER_CHUNK;
     const size_t max_units =
-        nseg * ((size_t)LK_NCHUNKS * per_chunk + sub / LK_LINEAR_UNIT + 1) + 1;
+        nseg * ((size_t)LK_NTABLES * per_chunk + sub / LK_LINEAR_UNIT + 1) + 1;
     int rc = -1;
 
     p.units = (Unit *)malloc(max_units * sizeof(Unit));
@@ -1337,16 +1373,21 @@ static int batch_search(const Segment *segs, size_t nseg, const uint8_t *qs, siz
     for (int rem = 0; rem <= tmax; rem++)
         for (uint32_t j = 0; j < p.lupto[rem < 16 ? rem : 16]; j++)
             p.lvisit[((size_t)rem << p.lbits) + j] = visit_pack(p.lmask[j], rem - p.lpop[j], 0, 0);
-    for (int c = 0; c < LK_NCHUNKS; c++) {
-        if (!n_tables || p.t[c] < 0) continue;
-        p.join[c] = join < 0 ? use_join(n_tables, sub, p.t[c]) : join;
-        /* streaming a group in pays when its lines are visited about once or more; a sparse
-         * batch touches only the lines it visits */
-        p.stream[c] = (double)sub * g_upto[p.t[c] < 16 ? p.t[c] : 16] >= (double)n_tables / 32;
-        p.qdir[c] = (uint32_t *)malloc(((size_t)ngroups + 1) * sizeof(uint32_t));
-        p.qval[c] = (uint32_t *)malloc(sub * sizeof(uint32_t));
-        p.qidx[c] = (uint32_t *)malloc(sub * sizeof(uint32_t));
-        if (!p.qdir[c] || !p.qval[c] || !p.qidx[c]) goto done;
+    for (int tb = 0; tb < LK_NTABLES; tb++) {
+        const int c = tb < LK_NCHUNKS ? tb : tb - LK_NCHUNKS, tc = p.t[c];
+        if (!n_tables || tc < 0 || (tb >= LK_NCHUNKS && !(paired && tc >= 1))) continue;
+        const int h = table_within(largest, tb, tc);
+        p.join[tb] = join < 0 ? use_join(n_tables, sub, tc, h) : join;
+        /* streaming a group in pays when its lines are visited about once or more (a visit
+         * reads a line, or the whole bucket when h < t); a sparse batch touches only the lines
+         * it visits */
+        const double per_bucket = (double)n_tables / LK_NBUCKETS / 32;
+        const double lines = h < tc && per_bucket > 1 ? per_bucket : 1;
+        p.stream[tb] = (double)sub * g_upto[h < 16 ? h : 16] * lines >= (double)n_tables / 32;
+        p.qdir[tb] = (uint32_t *)malloc(((size_t)ngroups + 1) * sizeof(uint32_t));
+        p.qval[tb] = (uint32_t *)malloc(sub * sizeof(uint32_t));
+        p.qidx[tb] = (uint32_t *)malloc(sub * sizeof(uint32_t));
+        if (!p.qdir[tb] || !p.qval[tb] || !p.qidx[tb]) goto done;
     }
     for (int i = 0; i < nw; i++) {
         ws[i].plan = &p;
@@ -1375,12 +1416,14 @@ static int batch_search(const Segment *segs, size_t nseg, const uint8_t *qs, siz
         for (size_t i = 0; i < nseg; i++) {
             if (segs[i].n == 0) continue;
             if (n_tables && segs[i].dirs) {
-                for (int c = 0; c < LK_NCHUNKS; c++) {
-                    if (p.t[c] < 0) continue;
+                for (int tb = 0; tb < LK_NTABLES; tb++) {
+                    const int c = tb < LK_NCHUNKS ? tb : tb - LK_NCHUNKS;
+                    if (p.t[c] < 0 || (tb >= LK_NCHUNKS && !paired_chunk(&segs[i], p.t[c])))
+                        continue;
                     for (uint32_t u = 0; u < per_chunk; u++) {
                         Unit *un = &p.units[p.nunits++];
                         un->seg = (int32_t)i;
-                        un->chunk = c;
+                        un->table = tb;
                         un->lo = (uint32_t)((uint64_t)ngroups * u / per_chunk);
                         un->hi = (uint32_t)((uint64_t)ngroups * (u + 1) / per_chunk);
                     }
@@ -1389,7 +1432,7 @@ static int batch_search(const Segment *segs, size_t nseg, const uint8_t *qs, siz
                 for (size_t lo = 0; lo < nb; lo += LK_LINEAR_UNIT) {
                     Unit *un = &p.units[p.nunits++];
                     un->seg = (int32_t)i;
-                    un->chunk = -1;
+                    un->table = -1;
                     un->lo = (uint32_t)lo;
                     un->hi = (uint32_t)(nb - lo < LK_LINEAR_UNIT ? nb : lo + LK_LINEAR_UNIT);
                 }
@@ -1418,10 +1461,10 @@ done:
             free(ws[i].outs);
         }
     }
-    for (int c = 0; c < LK_NCHUNKS; c++) {
-        free(p.qdir[c]);
-        free(p.qval[c]);
-        free(p.qidx[c]);
+    for (int tb = 0; tb < LK_NTABLES; tb++) {
+        free(p.qdir[tb]);
+        free(p.qval[tb]);
+        free(p.qidx[tb]);
     }
     free(p.units);
     free(p.lvisit);
