@@ -75,12 +75,13 @@ def test_serve_hands_its_workers_the_settings_it_has_no_option_for(
     # A setting without an option of serve (paired tables, the hot path, the follow interval)
     # or an option left unset (the index directory) keeps what the environment says; an option
     # given wins over the environment. Workers read only the environment serve leaves them,
-    # which is what the stand-in for uvicorn records here instead of starting them.
-    for setting in SETTINGS:
-        monkeypatch.delenv(setting.env, raising=False)  # restored, whatever serve sets
+    # which is what the stand-in for uvicorn records here instead of starting them. serve
+    # writes them into this process's environment: it is put back as it was, so that no later
+    # test in this process inherits them.
     workers_env: dict[str, str] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: workers_env.update(os.environ))
-    env = {
+    env: dict[str, str | None] = {setting.env: None for setting in SETTINGS}
+    env |= {
         PAIRED_TABLES.env: "0",
         HOT_PATH.env: "0",
         FOLLOW_INTERVAL.env: "0.5",
@@ -88,7 +89,12 @@ def test_serve_hands_its_workers_the_settings_it_has_no_option_for(
         MAX_UPLOAD_BYTES.env: "1000",
     }
     db = f"sqlite:///{tmp_path}/lk.db"
-    result = CliRunner().invoke(main, ["serve", "--db", db, "--max-upload-mb", "2"], env=env)
+    before = dict(os.environ)
+    try:
+        result = CliRunner().invoke(main, ["serve", "--db", db, "--max-upload-mb", "2"], env=env)
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
     assert result.exit_code == 0, result.output
     workers = ServiceSettings.from_env(workers_env)
     assert (workers.paired_tables, workers.hot_path, workers.follow_interval) == (False, False, 0.5)
