@@ -261,8 +261,8 @@ class IndexFollower:
         self._hamming: dict[str, HammingIndex] = {}
         self._exact: dict[str, ExactIndex] = {}
         self._regions = RegionIndex()
-        self._last_seq = 0
-        #: `last_seq` and the sizes it gave, replaced together (read by `status`).
+        #: The sequence number of the last change applied and the sizes it left, replaced
+        #: together (so `status` never pairs one moment's sizes with another's number).
         self._applied: tuple[int, dict[str, int]] = (0, {})
         self._store_seq = 0
         self._last_refresh_at: datetime | None = None
@@ -288,7 +288,7 @@ class IndexFollower:
     @property
     def last_seq(self) -> int:
         """Sequence number of the last change applied."""
-        return self._last_seq
+        return self._applied[0]
 
     @property
     def banks(self) -> Mapping[int, Bank]:
@@ -372,7 +372,7 @@ class IndexFollower:
             newest = self._store_seq = self._store.last_seq()
             read = 0
             pending = _Pending()
-            seq = self._last_seq
+            seq = self.last_seq
             while seq != newest:
                 page = self._store.changes_since(seq, limit=PAGE_SIZE)
                 if (
@@ -380,7 +380,7 @@ class IndexFollower:
                     and self._store.last_seq() - page[0].seq > REBUILD_BACKLOG
                 ):
                     self._load()  # what was read so far is part of the fresh load
-                    pending, seq = _Pending(), self._last_seq
+                    pending, seq = _Pending(), self.last_seq
                     read += len(page)
                     continue
                 pending.fold(page)
@@ -393,7 +393,7 @@ class IndexFollower:
                     self._apply(pending, seq)
                     pending = _Pending()
             self._apply(pending, seq)
-            self._store_seq = max(self._store_seq, self._last_seq)
+            self._store_seq = max(self._store_seq, self.last_seq)
             self._last_refresh_at = datetime.now(UTC)
             return read
 
@@ -459,9 +459,9 @@ class IndexFollower:
         """Write one now; the caller holds the snapshot lock."""
         with self._lock:
             manifest = snapshots.write(
-                last_seq=self._last_seq,
+                last_seq=self.last_seq,
                 instance_id=self._instance_id(),
-                anchor=self._anchor(self._last_seq),
+                anchor=self._anchor(self.last_seq),
                 indexed_banks=frozenset(self._indexed),
                 hamming=self._hamming,
                 exact=self._exact,
@@ -475,7 +475,7 @@ class IndexFollower:
     def _snapshot_due(self) -> bool:
         if self._snapshot_seq is None:  # none could be written at start-up: try again
             return True
-        return self._last_seq - self._snapshot_seq >= self._snapshot_every
+        return self.last_seq - self._snapshot_seq >= self._snapshot_every
 
     def _maybe_rewrite_snapshot(self) -> None:
         """From the background thread: rewrite the snapshot if it lags too far behind, unless
@@ -657,7 +657,6 @@ class IndexFollower:
 
     def _applied_up_to(self, seq: int) -> None:
         """Note the changes up to `seq` as applied, with the sizes they left."""
-        self._last_seq = seq
         self._applied = (seq, self.sizes())
 
     def _sync_banks(self) -> None:
